@@ -12,15 +12,18 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${1:?usage: assemble.sh CACHE_DIR TREE}
 tree=${2:?usage: assemble.sh CACHE_DIR TREE}
+mkdir -p "$(dirname "$tree")"
+tree=$(cd "$(dirname "$tree")" && pwd)/$(basename "$tree")
 snap=$tree.assembled        # copy of the repo's files at the last assembly
 # shellcheck source=/dev/null
 . "$repo/qemu-base.conf"
+me=assemble
 . "$repo/scripts/lib.sh"
-
-die() { echo "assemble: $*" >&2; exit 1; }
+TREE=$tree
 
 make_base() {
     local tmp
+    mkdir -p "$(dirname "$tree")"
     tmp=$(mktemp -d "$(dirname "$tree")/.base.XXXXXX")
     trap 'rm -rf "$tmp"' EXIT
     if [ -n "${QEMU_SRC:-}" ]; then
@@ -28,8 +31,8 @@ make_base() {
             die "QEMU_SRC=$QEMU_SRC is not a QEMU source tree"
         echo "assemble: base from QEMU_SRC=$QEMU_SRC"
         if [ -d "$QEMU_SRC/.git" ]; then
-            git -C "$QEMU_SRC" archive --format=tar HEAD | tar -x -C "$tmp"
-            mkdir -p "$tmp/q" && mv "$tmp"/* "$tmp/q" 2>/dev/null || true
+            mkdir "$tmp/q"
+            git -C "$QEMU_SRC" archive --format=tar HEAD | tar -x -C "$tmp/q"
         else
             cp -a "$QEMU_SRC" "$tmp/q"
             rm -rf "$tmp/q/build" "$tmp/q/.git"
@@ -54,102 +57,85 @@ make_base() {
         git add -A -f .
         GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" \
             GIT_COMMITTER_DATE="2000-01-01T00:00:00Z" \
-            git commit -q -m "base: $QEMU_PKG ${QEMU_SRC:-$QEMU_VERSION}"
+            git commit -q -m "$base_subject"
         git tag base
     )
-    mkdir -p "$(dirname "$tree")"
     mv "$tmp/q" "$tree"
     rm -rf "$tmp" "$snap"
     trap - EXIT
 }
 
-# Desired content of one QEMU path, from a repository snapshot dir $1.
-# Writes it to $3 and returns 0, or returns 1 when the path is pristine base.
-desired() {
-    local src=$1 path=$2 out=$3
-    if [ -f "$src/edits/$path.diff" ]; then
-        if [ -n "$(git -C "$tree" ls-tree base -- "$path")" ]; then
-            git -C "$tree" show "base:$path" > "$out"
-        else
-            : > "$out"
-        fi
-        if ! patch -s -f -p1 --no-backup-if-mismatch -r - "$out" \
-                < "$src/edits/$path.diff" > "$out.rej" 2>&1; then
-            echo "assemble: edits/$path.diff does not apply to $path:" >&2
-            sed 's/^/    /' "$out.rej" >&2
-            return 2
-        fi
-        rm -f "$out.rej"
-        return 0
+# Which base the tree must have: the Debian package, or QEMU_SRC.
+if [ -n "${QEMU_SRC:-}" ]; then
+    QEMU_SRC=$(cd "$QEMU_SRC" 2>/dev/null && pwd) ||
+        die "QEMU_SRC=$QEMU_SRC does not exist; point it at a QEMU checkout"
+fi
+base_subject="base: $QEMU_PKG ${QEMU_SRC:-$QEMU_VERSION}"
+
+if [ -d "$tree/.git" ] && git -C "$tree" rev-parse -q --verify base >/dev/null; then
+    have=$(git -C "$tree" log -1 --format=%s base)
+    if [ "$have" != "$base_subject" ]; then
+        die "build/qemu was assembled from '${have#base: }', not" \
+            "'${base_subject#base: }'; run 'make refresh' to keep its edits," \
+            "then 'make clean' and 'make' again"
     fi
-    if [ -f "$src/$path" ]; then
-        cp "$src/$path" "$out"
-        return 0
-    fi
-    return 1
-}
+else
+    rm -rf "$tree" "$snap"
+    make_base
+fi
 
-[ -d "$tree/.git" ] && git -C "$tree" rev-parse -q --verify base >/dev/null ||
-    { rm -rf "$tree" "$snap"; make_base; }
-
-# What the repository holds now.
-new=$(mktemp -d)
-trap 'rm -rf "$new"' EXIT
-repo_files > "$new.list"
-while read -r f; do
-    mkdir -p "$new/$(dirname "$f")"
-    cp "$repo/$f" "$new/$f"
-done < "$new.list"
-mv "$new.list" "$new/.list"
-
-if [ -d "$snap" ] && diff -r -q "$snap" "$new" >/dev/null; then
+tmpf=$(mktemp)
+new=$(mktemp -d)            # the repository now
+stage=$(mktemp -d)          # the tree content it asks for
+trap 'rm -rf "$tmpf" "$new" "$stage"' EXIT
+write_snapshot "$new"
+old=$snap                   # what the tree was last synchronised with
+if [ ! -d "$snap" ]; then
+    old=$(mktemp -d)        # fresh tree (or lost snapshot): as if empty
+    : > "$old/.list"
+    trap 'rm -rf "$tmpf" "$new" "$stage" "$old"' EXIT
+elif diff -r -q "$snap" "$new" >/dev/null; then
     exit 0      # repository unchanged since the last assembly: tree is ours
 fi
 
-# The repository changed.  Paths touched now or at the last assembly.
-paths=$( { [ -d "$snap" ] && cat "$snap/.list"; cat "$new/.list"; } |
-         qemu_path | sort -u)
-tmpf=$(mktemp)
+# The repository changed.  Compute everything before touching the tree, so an
+# edit that does not apply leaves the tree and the snapshot as they were.
+paths=$(cat "$old/.list" "$new/.list" | qemu_path | sort -u)
+apply=()
 conflicts=()
 for p in $paths; do
-    # Did the developer change this path in the tree since the last assembly?
-    if [ -d "$snap" ]; then
-        if desired "$snap" "$p" "$tmpf"; then
-            [ -f "$tree/$p" ] && cmp -s "$tmpf" "$tree/$p" || conflicts+=("$p")
-        else
-            [ $? = 2 ] && exit 1
-            git -C "$tree" diff --quiet base -- "$p" 2>/dev/null &&
-                [ -z "$(git -C "$tree" ls-files -o -- "$p")" ] ||
-                conflicts+=("$p")
-        fi
+    mkdir -p "$stage/$(dirname "$p")"
+    rn=0; desired "$new" "$p" "$stage/$p" || rn=$?
+    [ $rn = 2 ] && die "fix edits/$p.diff in the repository (the hunk above), then 'make'"
+    ro=0; desired "$old" "$p" "$tmpf" 2>/dev/null || ro=$?
+    if [ $rn = $ro ] && { [ $rn = 1 ] || cmp -s "$tmpf" "$stage/$p"; }; then
+        continue    # the repository did not change this path
     fi
-done
-for p in "${conflicts[@]}"; do
-    if desired "$new" "$p" "$tmpf" && cmp -s "$tmpf" "$tree/$p" 2>/dev/null; then
-        continue
-    fi
-    die "build/qemu/$p was edited and the repository changed too;" \
-        "run 'make refresh' (keeps the tree's version) or" \
-        "'git -C build/qemu checkout base -- $p' (drops it), then 'make'"
-done
-for p in $paths; do
-    if desired "$new" "$p" "$tmpf"; then
-        if ! cmp -s "$tmpf" "$tree/$p" 2>/dev/null; then
-            mkdir -p "$tree/$(dirname "$p")"
-            cp "$tmpf" "$tree/$p"
-        fi
+    if [ $ro != 2 ] && tree_matches "$old" "$p"; then
+        apply+=("$p")           # the tree did not change it either: update
+    elif tree_matches "$new" "$p"; then
+        continue                # the tree already has the new version
+    elif [ ! -e "$tree/$p" ]; then
+        apply+=("$p")           # removed from the tree: take the repository's
     else
-        [ $? = 2 ] && { rm -rf "$snap"; exit 1; }
-        if [ -n "$(git -C "$tree" ls-tree base -- "$p")" ]; then
-            git -C "$tree" diff --quiet base -- "$p" ||
-                git -C "$tree" checkout -q base -- "$p"
-        else
-            rm -f "$tree/$p"
-        fi
+        conflicts+=("$p")
     fi
 done
-rm -f "$tmpf"
+if [ ${#conflicts[@]} -gt 0 ]; then
+    die "build/qemu edits ${conflicts[*]} and the repository changed them too;" \
+        "run 'make refresh' to keep the tree's version, or 'rm build/qemu/<path>'" \
+        "to take the repository's, then 'make'"
+fi
+for p in "${apply[@]}"; do
+    if [ -f "$stage/$p" ]; then
+        mkdir -p "$tree/$(dirname "$p")"
+        cp "$stage/$p" "$tree/$p"
+    elif [ -n "$(git -C "$tree" ls-tree base -- "$p")" ]; then
+        git -C "$tree" checkout -q base -- "$p"
+    else
+        rm -f "$tree/$p"
+    fi
+done
 rm -rf "$snap"
 mv "$new" "$snap"
-trap - EXIT
-echo "assemble: build/qemu matches the repository"
+echo "assemble: ${tree#"$repo"/} matches the repository (${#apply[@]} path(s) updated)"

@@ -49,8 +49,14 @@ flock "$bdir/.ninja.lock" ninja -C "$bdir" "${targets[@]}" \
     echo "build: ninja failed (log: $tree/$bdir/ninja.log)" >&2
     exit 1
 }
-grep -cE '^\[[0-9]+/[0-9]+\]' "$bdir/ninja.log" |
-    sed 's/^/build: ninja steps run: /'
+# (qemu-version.h is regenerated on every run; it changes nothing)
+steps=$(grep -E '^\[[0-9]+/[0-9]+\]' "$bdir/ninja.log" |
+        grep -vc 'Generating qemu-version.h' || true)
+if [ "$steps" = 0 ]; then
+    echo "build: up to date"
+else
+    echo "build: ninja ran $steps step(s) (log: $tree/$bdir/ninja.log)"
+fi
 
 # Debian strips firmware blobs: link the packaged ones into the bundle.
 fw=$bdir/qemu-bundle/usr/local/share/qemu

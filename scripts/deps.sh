@@ -5,6 +5,8 @@
 # Idempotent: does nothing (and needs no root) when everything is present.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=/dev/null
+. "$here/../qemu-base.conf"
 
 pkgs=(build-essential ninja-build pkgconf libglib2.0-dev libpixman-1-dev
       libslirp-dev libfdt-dev zlib1g-dev python3-venv python3-distlib
@@ -14,8 +16,10 @@ pkgs=(build-essential ninja-build pkgconf libglib2.0-dev libpixman-1-dev
 backports=(meson python3-pycotap)
 
 missing=()
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${pkgs[@]}" "${backports[@]}" \
+            2>/dev/null | awk '/ ok installed$/ { print $1 }' || true)
 for p in "${pkgs[@]}" "${backports[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+    if ! printf '%s\n' "$installed" | grep -xF "$p" >/dev/null; then
         missing+=("$p")
     fi
 done
@@ -25,7 +29,12 @@ if command -v meson >/dev/null &&
     meson_ok=1
 fi
 have_src=0
-if apt-cache showsrc qemu 2>/dev/null | grep -q '^Version: 1:10.2.2+ds-1$'; then
+cached=1
+for f in $QEMU_FILES; do
+    [ -f "${RSC_CACHE:-$HOME/.cache/virtio-net-rsc}/src/$f" ] || cached=0
+done
+if [ -n "${QEMU_SRC:-}" ] || [ $cached = 1 ] ||
+   apt-cache showsrc "$QEMU_PKG" 2>/dev/null | grep -xF "Version: $QEMU_VERSION" >/dev/null; then
     have_src=1
 fi
 if [ ${#missing[@]} = 0 ] && [ $meson_ok = 1 ] && [ $have_src = 1 ]; then
@@ -42,9 +51,18 @@ apt-get update -q >/dev/null || {
     echo "deps: 'apt-get update' failed; check /etc/apt and the network, then rerun 'make deps'" >&2
     exit 1
 }
-apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null
+apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null &&
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
-    "${backports[@]}" >/dev/null
+    "${backports[@]}" >/dev/null || {
+    echo "deps: 'apt-get install' failed (see above); fix that, then rerun 'make deps'" >&2
+    exit 1
+}
+if ! apt-cache showsrc "$QEMU_PKG" 2>/dev/null | grep -xF "Version: $QEMU_VERSION" >/dev/null &&
+   [ -z "${QEMU_SRC:-}" ]; then
+    echo "deps: no deb-src entry offers $QEMU_PKG $QEMU_VERSION; check" \
+         "/etc/apt/sources.list.d/virtio-net-rsc.sources, then rerun 'make deps'" >&2
+    exit 1
+fi
 if ! dpkg --compare-versions "$(meson --version)" ge 1.5; then
     echo "deps: meson $(meson --version) < 1.5 after install; bookworm-backports missing?" >&2
     exit 1

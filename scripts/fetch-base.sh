@@ -22,6 +22,9 @@ verify() {
     fi
 }
 
+if [ -n "${QEMU_SRC:-}" ]; then
+    exit 0      # the base comes from QEMU_SRC: nothing to download
+fi
 mkdir -p "$cache"
 all=1
 for f in $QEMU_FILES; do
