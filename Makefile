@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Entry points.  Each target runs one script in scripts/; the scripts print
+# one line saying what went wrong and what to do.  See README.md.
+#
+#   make              deps -> fetch -> assemble -> build
+#   make check        make, then the tests and lint
+#   make refresh      write build/qemu's changes back into the repository
+#   make lint         checkpatch over the changes + "refresh changes nothing"
+#   make series       out/series/*.patch from the series/ plan
+#   make clean        remove build/ and out/ (refuses to drop unsaved edits)
+#   make distclean    clean, and the downloaded QEMU source cache too
+#
+# Variables: QEMU_SRC=/path/to/qemu (base on that checkout instead of the
+# Debian source), RSC_CACHE=dir (cache, default ~/.cache/virtio-net-rsc),
+# FORCE=1 (clean even with unsaved edits in build/qemu).
+
+RSC_CACHE ?= $(HOME)/.cache/virtio-net-rsc
+export RSC_CACHE QEMU_SRC FORCE
+
+TREE := build/qemu
+SRC := $(RSC_CACHE)/src
+
+.DEFAULT_GOAL := all
+.PHONY: all deps fetch assemble build check refresh lint series clean distclean
+MAKEFLAGS += --no-print-directory
+# A failed step must stop everything after it, even with -k or -j.
+.NOTPARALLEL:
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+fetch: deps
+	@scripts/fetch-base.sh $(SRC)
+
+assemble: fetch
+	@scripts/assemble.sh $(SRC) $(TREE)
+
+build: assemble
+	@scripts/build.sh $(TREE)
+
+check: build
+	@scripts/check.sh
+
+refresh:
+	@scripts/refresh.sh
+
+lint:
+	@scripts/lint.sh
+
+series:
+	@scripts/series.sh
+
+clean:
+	@scripts/clean.sh
+
+distclean:
+	@scripts/clean.sh --dist
