@@ -53,7 +53,7 @@ make_base() {
         git config user.email "assemble@localhost"
         git config core.autocrlf false
         git config gc.auto 0
-        printf '/build/\n' >> .git/info/exclude
+        printf '/build/\n/build-*/\n' >> .git/info/exclude
         git add -A -f .
         GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" \
             GIT_COMMITTER_DATE="2000-01-01T00:00:00Z" \

@@ -36,6 +36,12 @@ if [ ! -f "$bdir/build.ninja" ] || [ ! -f "$bdir/.rsc-configure" ] ||
     printf '%s' "$want" > "$bdir/.rsc-configure"
 fi
 
+# Regenerate build.ninja first so that newly added tests are seen below.
+flock "$bdir/.ninja.lock" ninja -C "$bdir" build.ninja > "$bdir/ninja.log" 2>&1 || {
+    tail -n 20 "$bdir/ninja.log" >&2
+    echo "build: meson regeneration failed (log: $tree/$bdir/ninja.log)" >&2
+    exit 1
+}
 targets=(qemu-system-x86_64 tests/qtest/qos-test)
 for t in tests/qtest/virtio-net-rsc-test tests/unit/test-virtio-net-rsc; do
     if grep -q "^build $t:" "$bdir/build.ninja"; then

@@ -34,6 +34,7 @@ if [ $all = 0 ]; then
     tmp=$(mktemp -d "$cache/.dl.XXXXXX")
     trap 'rm -rf "$tmp"' EXIT
     chmod 755 "$tmp"
+    echo "fetch-base: downloading $QEMU_PKG $QEMU_VERSION into $cache"
     if ! (cd "$tmp" && apt-get source -q --download-only \
             "$QEMU_PKG=$QEMU_VERSION" >"$tmp/log" 2>&1); then
         tail -n 5 "$tmp/log" >&2

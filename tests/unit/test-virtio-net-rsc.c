@@ -1,0 +1,660 @@
+/*
+ * Unit tests of the virtio-net RSC engine on plain memory
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "net/checksum.h"
+#include "net/eth.h"
+#include "standard-headers/linux/virtio_net.h"
+#include "hw/virtio/virtio-net-rsc.h"
+
+#define VHDR_LEN 12     /* backend vnet header in the vnet-header tests */
+#define MAX_OUT 4096
+
+/* A packet as the fake guest received it. */
+typedef struct OutPkt {
+    uint8_t *frame;
+    size_t len;
+    bool coalesced;         /* unit_end with a header */
+    bool alone;             /* deliver() */
+    NetRscVnetHdr hdr;
+    bool has_hdr;
+} OutPkt;
+
+/* A unit under construction in the fake guest's memory. */
+typedef struct FakeUnit {
+    uint8_t *buf;
+    size_t cap;
+    size_t len;
+} FakeUnit;
+
+typedef struct Fake {
+    OutPkt out[MAX_OUT];
+    unsigned nout;
+    int buffers;            /* guest buffers left, < 0: unlimited */
+    size_t cap;             /* bytes one unit can hold */
+    unsigned live;          /* units begun and not ended */
+    size_t vhl;             /* backend vnet header bytes in each frame */
+} Fake;
+
+static NetRscBegin fake_begin(void *opaque, unsigned queue,
+                              const uint8_t *buf, size_t size, void **unit)
+{
+    Fake *f = opaque;
+    size_t vhl = f->vhl;
+    FakeUnit *u;
+
+    if (f->buffers == 0) {
+        return NET_RSC_BEGIN_NO_BUFFER;
+    }
+    if (f->buffers > 0) {
+        f->buffers--;
+    }
+    u = g_new0(FakeUnit, 1);
+    u->cap = f->cap;
+    u->buf = g_malloc(u->cap);
+    g_assert_cmpuint(size - vhl, <=, u->cap);
+    memcpy(u->buf, buf + vhl, size - vhl);
+    u->len = size - vhl;
+    f->live++;
+    *unit = u;
+    return NET_RSC_BEGIN_OK;
+}
+
+static bool fake_write(void *opaque, void *unit, size_t offset,
+                       const void *data, size_t len)
+{
+    FakeUnit *u = unit;
+
+    if (offset + len > u->cap) {
+        return false;
+    }
+    memcpy(u->buf + offset, data, len);
+    u->len = MAX(u->len, offset + len);
+    return true;
+}
+
+static void fake_end(void *opaque, void *unit, const NetRscVnetHdr *hdr,
+                     const uint8_t *l234, size_t l234_len, size_t frame_len)
+{
+    Fake *f = opaque;
+    FakeUnit *u = unit;
+    OutPkt *o;
+
+    g_assert_cmpuint(f->nout, <, MAX_OUT);
+    g_assert_cmpuint(frame_len, <=, u->cap);
+    o = &f->out[f->nout++];
+    memset(o, 0, sizeof(*o));
+    if (hdr) {
+        memcpy(u->buf, l234, l234_len);
+        o->hdr = *hdr;
+        o->has_hdr = true;
+        o->coalesced = true;
+    }
+    o->frame = g_memdup2(u->buf, frame_len);
+    o->len = frame_len;
+    g_free(u->buf);
+    g_free(u);
+    f->live--;
+}
+
+static ssize_t fake_deliver(void *opaque, unsigned queue, const uint8_t *buf,
+                            size_t size, const NetRscVnetHdr *hdr)
+{
+    Fake *f = opaque;
+    size_t vhl = f->vhl;
+    OutPkt *o;
+
+    if (f->buffers == 0) {
+        return 0;
+    }
+    g_assert_cmpuint(f->nout, <, MAX_OUT);
+    o = &f->out[f->nout++];
+    memset(o, 0, sizeof(*o));
+    o->frame = g_memdup2(buf + vhl, size - vhl);
+    o->len = size - vhl;
+    o->alone = true;
+    if (hdr) {
+        o->hdr = *hdr;
+        o->has_hdr = true;
+    }
+    return size;
+}
+
+static const NetRscOps fake_ops = {
+    .unit_begin = fake_begin,
+    .unit_write = fake_write,
+    .unit_end = fake_end,
+    .deliver = fake_deliver,
+};
+
+/* The fake guest and the engine under test. */
+typedef struct Env {
+    Fake fake;
+    NetRscChain *chain;
+    int64_t now;
+} Env;
+
+static Env *env_new(unsigned max_flows, uint64_t interval)
+{
+    Env *e = g_new0(Env, 1);
+
+    e->fake.buffers = -1;
+    e->fake.cap = NET_RSC_MAX_FRAME;
+    e->chain = virtio_net_rsc_new(&fake_ops, &e->fake, 1, max_flows,
+                                  interval);
+    return e;
+}
+
+static void env_free(Env *e)
+{
+    unsigned i;
+
+    virtio_net_rsc_flush_all(e->chain, NET_RSC_FLUSH_RESET);
+    g_assert_cmpuint(e->fake.live, ==, 0);
+    virtio_net_rsc_delete(e->chain);
+    for (i = 0; i < e->fake.nout; i++) {
+        g_free(e->fake.out[i].frame);
+    }
+    g_free(e);
+}
+
+/* Description of one TCP segment to build. */
+typedef struct Seg {
+    bool v6;
+    uint16_t sport;
+    uint32_t seq;
+    uint32_t ack;
+    uint8_t flags;
+    uint16_t win;
+    uint16_t len;           /* payload bytes */
+    bool ts;
+    uint32_t tsval;
+    uint32_t tsecr;
+    uint8_t ttl;
+    uint8_t tos;
+    bool df;
+    uint16_t pad;           /* Ethernet padding after the datagram */
+    bool bad_csum;
+} Seg;
+
+/* Payload byte at stream offset @off of the connection of port @sport. */
+static uint8_t pattern(uint16_t sport, uint32_t off)
+{
+    return (off * 7 + sport * 13 + (off >> 8)) & 0xff;
+}
+
+static size_t build(Env *e, const Seg *s, uint8_t *buf)
+{
+    uint8_t *l2 = buf + e->fake.vhl, *ip = l2 + ETH_HLEN, *tcp;
+    unsigned iphl = s->v6 ? 40 : 20, tcphl = s->ts ? 32 : 20, i;
+    uint32_t tcplen = tcphl + s->len, sum;
+
+    memset(buf, 0, e->fake.vhl + ETH_HLEN + iphl + tcplen + s->pad);
+    memcpy(l2, "\x52\x54\x00\x12\x34\x56\x52\x54\x00\x65\x43\x21", 12);
+    if (s->v6) {
+        stw_be_p(l2 + 12, ETH_P_IPV6);
+        stl_be_p(ip, 0x60000000 | (s->tos << 20));
+        stw_be_p(ip + 4, tcplen);
+        ip[6] = IP_PROTO_TCP;
+        ip[7] = s->ttl ? s->ttl : 64;
+        ip[8] = 0x20;
+        ip[23] = 1;
+        ip[24] = 0x20;
+        ip[39] = 2;
+    } else {
+        stw_be_p(l2 + 12, ETH_P_IP);
+        ip[0] = 0x45;
+        ip[1] = s->tos;
+        stw_be_p(ip + 2, iphl + tcplen);
+        stw_be_p(ip + 4, 0x1234);
+        stw_be_p(ip + 6, s->df ? IP_DF : 0);
+        ip[8] = s->ttl ? s->ttl : 64;
+        ip[9] = IP_PROTO_TCP;
+        stl_be_p(ip + 12, 0x0a000001);
+        stl_be_p(ip + 16, 0x0a000002);
+        stw_be_p(ip + 10, net_checksum_finish(net_checksum_add(20, ip)));
+    }
+    tcp = ip + iphl;
+    stw_be_p(tcp, s->sport ? s->sport : 1000);
+    stw_be_p(tcp + 2, 80);
+    stl_be_p(tcp + 4, s->seq);
+    stl_be_p(tcp + 8, s->ack);
+    tcp[12] = (tcphl / 4) << 4;
+    tcp[13] = s->flags ? s->flags : TCP_FLAG_ACK;
+    stw_be_p(tcp + 14, s->win ? s->win : 1000);
+    if (s->ts) {
+        tcp[20] = 1;
+        tcp[21] = 1;
+        tcp[22] = 8;
+        tcp[23] = 10;
+        stl_be_p(tcp + 24, s->tsval);
+        stl_be_p(tcp + 28, s->tsecr);
+    }
+    for (i = 0; i < s->len; i++) {
+        tcp[tcphl + i] = pattern(s->sport ? s->sport : 1000, s->seq + i);
+    }
+    sum = net_checksum_add(s->v6 ? 32 : 8, ip + (s->v6 ? 8 : 12)) +
+          IP_PROTO_TCP + tcplen + net_checksum_add(tcplen, tcp);
+    stw_be_p(tcp + 16, net_checksum_finish(sum) ^ (s->bad_csum ? 1 : 0));
+    return e->fake.vhl + ETH_HLEN + iphl + tcplen + s->pad;
+}
+
+static ssize_t rx(Env *e, const Seg *s)
+{
+    uint8_t buf[70000];
+    size_t len = build(e, s, buf);
+
+    return virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true,
+                                  true, e->now);
+}
+
+static void flush(Env *e)
+{
+    virtio_net_rsc_flush_all(e->chain, NET_RSC_FLUSH_BURST);
+}
+
+/* Check that @o is a valid TCP packet whose payload matches the stream. */
+static void check_pkt(const OutPkt *o, bool v6, uint32_t seq, uint32_t len)
+{
+    const uint8_t *ip = o->frame + ETH_HLEN, *tcp;
+    unsigned iphl = v6 ? 40 : 20, tcphl, i;
+
+    g_assert_cmpuint(o->len, >=, ETH_HLEN + iphl + 20);
+    tcp = ip + iphl;
+    tcphl = (tcp[12] >> 4) * 4;
+    g_assert_cmpuint(ldl_be_p(tcp + 4), ==, seq);
+    if (v6) {
+        g_assert_cmpuint(lduw_be_p(ip + 4), ==, tcphl + len);
+    } else {
+        g_assert_cmpuint(lduw_be_p(ip + 2), ==, iphl + tcphl + len);
+        g_assert_cmpuint(net_checksum_finish(net_checksum_add(20,
+                                                              (uint8_t *)ip)),
+                         ==, 0);
+    }
+    g_assert_cmpuint(o->len, >=, ETH_HLEN + iphl + tcphl + len);
+    for (i = 0; i < len; i++) {
+        g_assert_cmpuint(tcp[tcphl + i], ==,
+                         pattern(lduw_be_p(tcp), seq + i));
+    }
+}
+
+static void test_merge_basic(void)
+{
+    Env *e = env_new(8, 0);
+    const OutPkt *o;
+    const uint8_t *tcp;
+    uint32_t sum;
+
+    g_assert_cmpint(rx(e, &(Seg){ .seq = 100, .ack = 5, .len = 1000 }), >, 0);
+    g_assert_cmpint(rx(e, &(Seg){ .seq = 1100, .ack = 7, .len = 1000,
+                                  .flags = TCP_FLAG_ACK | TCP_FLAG_PSH,
+                                  .win = 2000, .ttl = 30 }), >, 0);
+    g_assert_cmpint(rx(e, &(Seg){ .seq = 2100, .ack = 7, .len = 1000,
+                                  .win = 3000 }), >, 0);
+    g_assert_cmpuint(e->fake.nout, ==, 0);
+    flush(e);
+    g_assert_cmpuint(e->fake.nout, ==, 1);
+    o = &e->fake.out[0];
+    g_assert_true(o->coalesced);
+    g_assert_cmpuint(o->hdr.flags, ==, VIRTIO_NET_HDR_F_NEEDS_CSUM |
+                     VIRTIO_NET_HDR_F_RSC_INFO);
+    g_assert_cmpuint(o->hdr.gso_type, ==, VIRTIO_NET_HDR_GSO_TCPV4);
+    g_assert_cmpuint(o->hdr.gso_size, ==, 1000);
+    g_assert_cmpuint(o->hdr.hdr_len, ==, 54);
+    g_assert_cmpuint(o->hdr.csum_start, ==, 3);
+    g_assert_cmpuint(o->hdr.csum_offset, ==, 0);
+    g_assert_cmpuint(o->len, ==, 54 + 3000);
+    check_pkt(o, false, 100, 3000);
+    tcp = o->frame + 34;
+    g_assert_cmpuint(ldl_be_p(tcp + 8), ==, 7);
+    g_assert_cmpuint(lduw_be_p(tcp + 14), ==, 3000);
+    g_assert_cmpuint(tcp[13], ==, TCP_FLAG_ACK | TCP_FLAG_PSH);
+    g_assert_cmpuint(o->frame[14 + 8], ==, 30);
+    g_assert_cmpuint(lduw_be_p(o->frame + 14 + 4), ==, 0x1234);
+    /* pseudo-header checksum, not inverted */
+    sum = net_checksum_add(8, o->frame + 26) + IP_PROTO_TCP + 20 + 3000;
+    g_assert_cmpuint(lduw_be_p(tcp + 16), ==,
+                     (uint16_t)~net_checksum_finish(sum));
+    env_free(e);
+}
+
+static void test_single_untouched(void)
+{
+    Env *e = env_new(8, 0);
+    uint8_t buf[2000];
+    Seg s = { .seq = 1, .len = 6, .pad = 10 };
+    size_t len = build(e, &s, buf);
+
+    g_assert_cmpint(rx(e, &s), ==, len);
+    flush(e);
+    g_assert_cmpuint(e->fake.nout, ==, 1);
+    g_assert_false(e->fake.out[0].coalesced);
+    g_assert_cmpuint(e->fake.out[0].len, ==, len);
+    g_assert_cmpmem(e->fake.out[0].frame, len, buf, len);
+    env_free(e);
+}
+
+static void test_padding_not_copied(void)
+{
+    Env *e = env_new(8, 0);
+
+    rx(e, &(Seg){ .seq = 0, .len = 4, .pad = 8 });
+    rx(e, &(Seg){ .seq = 4, .len = 4, .pad = 8 });
+    rx(e, &(Seg){ .seq = 8, .len = 4 });
+    flush(e);
+    g_assert_cmpuint(e->fake.nout, ==, 1);
+    g_assert_cmpuint(e->fake.out[0].len, ==, 54 + 12);
+    check_pkt(&e->fake.out[0], false, 0, 12);
+    env_free(e);
+}
+
+static void test_timestamps(void)
+{
+    Env *e = env_new(8, 0);
+    const uint8_t *tcp;
+
+    rx(e, &(Seg){ .seq = 0, .len = 100, .ts = true, .tsval = 10,
+                  .tsecr = 3 });
+    rx(e, &(Seg){ .seq = 100, .len = 100, .ts = true, .tsval = 11,
+                  .tsecr = 4 });
+    /* older timestamp: flush, starts a new unit */
+    rx(e, &(Seg){ .seq = 200, .len = 100, .ts = true, .tsval = 9,
+                  .tsecr = 4 });
+    flush(e);
+    g_assert_cmpuint(e->fake.nout, ==, 2);
+    g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 2);
+    g_assert_cmpuint(e->fake.out[0].hdr.hdr_len, ==, 66);
+    check_pkt(&e->fake.out[0], false, 0, 200);
+    tcp = e->fake.out[0].frame + 34;
+    g_assert_cmpuint(ldl_be_p(tcp + 24), ==, 11);
+    g_assert_cmpuint(ldl_be_p(tcp + 28), ==, 4);
+    g_assert_false(e->fake.out[1].coalesced);
+    check_pkt(&e->fake.out[1], false, 200, 100);
+    env_free(e);
+}
+
+static void test_ipv6(void)
+{
+    Env *e = env_new(8, 0);
+
+    rx(e, &(Seg){ .v6 = true, .seq = 0, .len = 500, .ttl = 9 });
+    rx(e, &(Seg){ .v6 = true, .seq = 500, .len = 500, .ttl = 7 });
+    /* a new traffic class ends the unit */
+    rx(e, &(Seg){ .v6 = true, .seq = 1000, .len = 500, .tos = 4 });
+    flush(e);
+    g_assert_cmpuint(e->fake.nout, ==, 2);
+    g_assert_cmpuint(e->fake.out[0].hdr.gso_type, ==,
+                     VIRTIO_NET_HDR_GSO_TCPV6);
+    g_assert_cmpuint(e->fake.out[0].frame[14 + 7], ==, 7);
+    check_pkt(&e->fake.out[0], true, 0, 1000);
+    check_pkt(&e->fake.out[1], true, 1000, 500);
+    env_free(e);
+}
+
+static void test_exceptions(void)
+{
+    static const struct {
+        Seg second;
+        bool merges;
+    } cases[] = {
+        { { .seq = 100, .len = 100 }, true },
+        { { .seq = 101, .len = 100 }, false },                  /* gap */
+        { { .seq = 0, .len = 100 }, false },                    /* retrans */
+        { { .seq = 100, .len = 100, .ack = 0xffffffff }, false }, /* old ack */
+        { { .seq = 100, .len = 100, .tos = 1 }, false },        /* ECN */
+        { { .seq = 100, .len = 100, .df = true }, false },      /* DF */
+        { { .seq = 100, .len = 100, .flags = TCP_FLAG_ACK | TCP_FLAG_ECE },
+          false },
+        { { .seq = 100, .len = 100, .ts = true }, false },      /* options */
+        { { .seq = 100, .len = 101 }, false },                  /* > MSS */
+        { { .seq = 100, .len = 100, .bad_csum = true }, false },
+        { { .seq = 100, .len = 100, .flags = TCP_FLAG_ACK | TCP_FLAG_FIN },
+          false },
+        { { .seq = 100, .len = 100, .flags = TCP_FLAG_ACK | TCP_FLAG_URG },
+          false },
+    };
+    unsigned i;
+
+    for (i = 0; i < ARRAY_SIZE(cases); i++) {
+        Env *e = env_new(8, 0);
+
+        rx(e, &(Seg){ .seq = 0, .len = 100 });
+        rx(e, &cases[i].second);
+        flush(e);
+        if (cases[i].merges) {
+            g_assert_cmpuint(e->fake.nout, ==, 1);
+        } else {
+            /* the held unit first, then the other segment */
+            g_assert_cmpuint(e->fake.nout, ==, 2);
+            g_assert_false(e->fake.out[0].coalesced);
+            check_pkt(&e->fake.out[0], false, 0, 100);
+            g_assert_cmpuint(ldl_be_p(e->fake.out[1].frame + 38), ==,
+                             cases[i].second.seq);
+        }
+        env_free(e);
+    }
+}
+
+static void test_pure_acks(void)
+{
+    Env *e = env_new(8, 0);
+
+    rx(e, &(Seg){ .seq = 0, .len = 100, .ack = 1 });
+    rx(e, &(Seg){ .seq = 100, .len = 100, .ack = 1 });
+    /* window update: absorbed */
+    rx(e, &(Seg){ .seq = 200, .ack = 1, .win = 5000 });
+    g_assert_cmpuint(e->fake.nout, ==, 0);
+    /* duplicate ACK: flush, then delivered alone */
+    rx(e, &(Seg){ .seq = 200, .ack = 1, .win = 5000 });
+    g_assert_cmpuint(e->fake.nout, ==, 2);
+    g_assert_true(e->fake.out[0].coalesced);
+    g_assert_cmpuint(e->fake.out[0].hdr.csum_offset, ==, 0);
+    g_assert_cmpuint(lduw_be_p(e->fake.out[0].frame + 34 + 14), ==, 5000);
+    g_assert_true(e->fake.out[1].alone);
+    env_free(e);
+}
+
+static void test_short_segment(void)
+{
+    Env *e = env_new(8, 0);
+
+    rx(e, &(Seg){ .seq = 0, .len = 100 });
+    rx(e, &(Seg){ .seq = 100, .len = 50 });
+    g_assert_cmpuint(e->fake.nout, ==, 1);
+    check_pkt(&e->fake.out[0], false, 0, 150);
+    env_free(e);
+}
+
+static void test_size_limit(void)
+{
+    Env *e = env_new(8, 0);
+    uint32_t seq = 0, total = 0;
+    unsigned i;
+
+    for (i = 0; i < 100; i++) {
+        rx(e, &(Seg){ .seq = seq, .len = 1448 });
+        seq += 1448;
+    }
+    flush(e);
+    for (i = 0; i < e->fake.nout; i++) {
+        const OutPkt *o = &e->fake.out[i];
+
+        g_assert_cmpuint(o->len, <=, NET_RSC_MAX_FRAME);
+        check_pkt(o, false, total, o->len - 54);
+        total += o->len - 54;
+    }
+    g_assert_cmpuint(total, ==, seq);
+    g_assert_cmpuint(e->fake.nout, ==, 3);
+    env_free(e);
+
+    /* the guest's buffers are the other limit */
+    e = env_new(8, 0);
+    e->fake.cap = 54 + 3000;
+    for (i = 0, seq = 0; i < 10; i++) {
+        rx(e, &(Seg){ .seq = seq, .len = 1000 });
+        seq += 1000;
+    }
+    flush(e);
+    g_assert_cmpuint(e->fake.nout, ==, 4);
+    env_free(e);
+}
+
+static void test_no_buffer(void)
+{
+    Env *e = env_new(8, 0);
+    ssize_t r;
+
+    e->fake.buffers = 1;
+    g_assert_cmpint(rx(e, &(Seg){ .seq = 0, .len = 100, .sport = 1 }), >, 0);
+    /* another connection needs a buffer: refused, the held unit goes */
+    r = rx(e, &(Seg){ .seq = 0, .len = 100, .sport = 2 });
+    g_assert_cmpint(r, ==, 0);
+    g_assert_cmpuint(e->fake.nout, ==, 1);
+    g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 0);
+    e->fake.buffers = -1;
+    g_assert_cmpint(rx(e, &(Seg){ .seq = 0, .len = 100, .sport = 2 }), >, 0);
+    flush(e);
+    g_assert_cmpuint(e->fake.nout, ==, 2);
+    check_pkt(&e->fake.out[1], false, 0, 100);
+    env_free(e);
+}
+
+static void test_evict_oldest(void)
+{
+    Env *e = env_new(4, 0);
+    unsigned i;
+
+    for (i = 0; i < 6; i++) {
+        rx(e, &(Seg){ .seq = 0, .len = 100, .sport = 10 + i });
+    }
+    g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 4);
+    g_assert_cmpuint(e->fake.nout, ==, 2);
+    g_assert_cmpuint(lduw_be_p(e->fake.out[0].frame + 34), ==, 10);
+    g_assert_cmpuint(lduw_be_p(e->fake.out[1].frame + 34), ==, 11);
+    env_free(e);
+}
+
+static void test_interleaved(void)
+{
+    Env *e = env_new(64, 0);
+    unsigned i, c;
+
+    for (i = 0; i < 4; i++) {
+        for (c = 0; c < 64; c++) {
+            rx(e, &(Seg){ .seq = i * 1000, .len = 1000, .sport = 2000 + c });
+        }
+    }
+    flush(e);
+    g_assert_cmpuint(e->fake.nout, ==, 64);
+    for (c = 0; c < 64; c++) {
+        g_assert_cmpuint(e->fake.out[c].hdr.csum_start, ==, 4);
+        check_pkt(&e->fake.out[c], false, 0, 4000);
+    }
+    env_free(e);
+}
+
+static void test_timer(void)
+{
+    Env *e = env_new(8, 1000);
+
+    e->now = 5000;
+    rx(e, &(Seg){ .seq = 0, .len = 100, .sport = 1 });
+    e->now = 5500;
+    rx(e, &(Seg){ .seq = 0, .len = 100, .sport = 2 });
+    g_assert_cmpint(virtio_net_rsc_deadline(e->chain, 0), ==, 6000);
+    g_assert_cmpint(virtio_net_rsc_expire(e->chain, 0, 5999), ==, 6000);
+    g_assert_cmpuint(e->fake.nout, ==, 0);
+    g_assert_cmpint(virtio_net_rsc_expire(e->chain, 0, 6000), ==, 6500);
+    g_assert_cmpuint(e->fake.nout, ==, 1);
+    g_assert_cmpint(virtio_net_rsc_expire(e->chain, 0, 7000), ==, -1);
+    g_assert_cmpuint(e->fake.nout, ==, 2);
+    env_free(e);
+}
+
+static void test_backend_flags_and_gso(void)
+{
+    Env *e = env_new(8, 0);
+    uint8_t buf[70000];
+    size_t len;
+
+    e->fake.vhl = VHDR_LEN;
+    /* DATA_VALID: a wrong checksum field is not looked at */
+    len = build(e, &(Seg){ .seq = 0, .len = 100, .bad_csum = true }, buf);
+    buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true, 0);
+    len = build(e, &(Seg){ .seq = 100, .len = 100, .bad_csum = true }, buf);
+    buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true, 0);
+    /* a GSO packet from the backend: flushes, passes with RSC_INFO */
+    len = build(e, &(Seg){ .seq = 200, .len = 3000 }, buf);
+    buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+    stw_le_p(buf + 2, 54);
+    stw_le_p(buf + 4, 1000);
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true, 0);
+    g_assert_cmpuint(e->fake.nout, ==, 2);
+    g_assert_true(e->fake.out[0].coalesced);
+    g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 2);
+    g_assert_true(e->fake.out[1].alone);
+    g_assert_true(e->fake.out[1].has_hdr);
+    g_assert_cmpuint(e->fake.out[1].hdr.flags, ==,
+                     VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_RSC_INFO);
+    g_assert_cmpuint(e->fake.out[1].hdr.csum_start, ==, 3);
+    g_assert_cmpuint(e->fake.out[1].hdr.gso_size, ==, 1000);
+    env_free(e);
+}
+
+/* Every prefix of a valid frame, and corrupted length fields. */
+static void test_truncation(void)
+{
+    uint8_t buf[2000], copy[2000];
+    unsigned v6, cut;
+
+    for (v6 = 0; v6 < 2; v6++) {
+        Env *e = env_new(8, 0);
+        size_t len = build(e, &(Seg){ .v6 = v6, .seq = 0, .len = 40,
+                                      .ts = true }, buf);
+
+        for (cut = 0; cut < len; cut++) {
+            unsigned before = e->fake.nout;
+
+            memcpy(copy, buf, cut);
+            g_assert_cmpint(virtio_net_rsc_receive(e->chain, 0, copy, cut, 0,
+                                                   true, true, 0), ==, cut);
+            g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 0);
+            g_assert_cmpuint(e->fake.nout, ==, before + 1);
+            g_assert_cmpmem(e->fake.out[before].frame,
+                            e->fake.out[before].len, buf, cut);
+        }
+        env_free(e);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/virtio-net-rsc/merge/basic", test_merge_basic);
+    g_test_add_func("/virtio-net-rsc/merge/single-untouched",
+                    test_single_untouched);
+    g_test_add_func("/virtio-net-rsc/merge/padding-not-copied",
+                    test_padding_not_copied);
+    g_test_add_func("/virtio-net-rsc/merge/timestamps", test_timestamps);
+    g_test_add_func("/virtio-net-rsc/merge/ipv6", test_ipv6);
+    g_test_add_func("/virtio-net-rsc/merge/interleaved", test_interleaved);
+    g_test_add_func("/virtio-net-rsc/exception/table", test_exceptions);
+    g_test_add_func("/virtio-net-rsc/exception/pure-acks", test_pure_acks);
+    g_test_add_func("/virtio-net-rsc/flush/short-segment",
+                    test_short_segment);
+    g_test_add_func("/virtio-net-rsc/flush/size-limit", test_size_limit);
+    g_test_add_func("/virtio-net-rsc/flush/timer", test_timer);
+    g_test_add_func("/virtio-net-rsc/bounds/no-buffer", test_no_buffer);
+    g_test_add_func("/virtio-net-rsc/bounds/evict-oldest", test_evict_oldest);
+    g_test_add_func("/virtio-net-rsc/backend/flags-and-gso",
+                    test_backend_flags_and_gso);
+    g_test_add_func("/virtio-net-rsc/hostile/truncation", test_truncation);
+    return g_test_run();
+}
