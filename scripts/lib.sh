@@ -14,7 +14,7 @@ TREE=${TREE:-$repo/build/qemu}
 
 # Files in the tree that are never part of the series (besides the tree's own
 # .gitignore and the /build/ exclude written by assemble.sh).
-TREE_EXCLUDES=("*.orig" "*.rej" "*~" ".*.swp" "core" "core.[0-9]*" "perf.data*")
+TREE_EXCLUDES=("/build-*/" "*.orig" "*.rej" "*~" ".*.swp" "core" "core.[0-9]*" "perf.data*")
 
 # Print "name: message" on stderr and exit 1.  $me is set by the caller.
 die() { echo "${me:-${0##*/}}: $*" >&2; exit 1; }
