@@ -27,6 +27,7 @@ suites() {
     glib qtest-rsc      tests/qtest/virtio-net-rsc-test
     qos  qos-virtio-net '^/x86_64/pc/.*/virtio-net[^/]*/'
     cmd  lint           scripts/lint.sh
+    cmd  docs           scripts/docs.sh
 }
 
 bdir=$TREE/build

@@ -119,6 +119,13 @@ static const RscVariant variant_tap_mrg = { .mergeable = true, .tap = true };
 /* Why tap tests cannot run here, or NULL. */
 static char *tap_unavailable;
 
+/*
+ * A tap with NAPI (so GRO validates checksums) on a bridge that every
+ * test's tap joins: frames written to it reach QEMU marked DATA_VALID.
+ */
+static int gro_fd = -1;
+static char *gro_unavailable;
+
 /* A frame the test built (and usually sent). */
 typedef struct Frame {
     uint8_t *data;
@@ -135,6 +142,7 @@ typedef struct Frame {
     uint8_t tx_vhdr[10];    /* vnet header given to the tap backend */
     uint8_t rx_vhdr[10];    /* vnet header expected when delivered alone */
     bool any_hdr_len;       /* the kernel chooses hdr_len of rx_vhdr */
+    bool via_gro;           /* sent through the NAPI tap and the bridge */
 } Frame;
 
 /*
@@ -604,6 +612,36 @@ static bool write_file(const char *path, const char *text, char **err)
 }
 
 /*
+ * Set @name up without IFF_MULTICAST (no IGMP reports reach the guest)
+ * and, if @bridge, make it a port of the bridge.
+ */
+static bool link_up(const char *name, bool bridge, char **err)
+{
+    struct ifreq ifr = { 0 };
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    bool ok;
+
+    pstrcpy(ifr.ifr_name, IFNAMSIZ, name);
+    ifr.ifr_mtu = 9000;
+    ok = s >= 0 && ioctl(s, SIOCSIFMTU, &ifr) == 0 &&
+         ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+    ifr.ifr_flags = (ifr.ifr_flags | IFF_UP) & ~IFF_MULTICAST;
+    ok = ok && ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+    if (ok && bridge) {
+        ifr.ifr_ifindex = if_nametoindex(name);
+        pstrcpy(ifr.ifr_name, IFNAMSIZ, "rscbr0");
+        ok = ioctl(s, SIOCBRADDIF, &ifr) == 0;
+    }
+    if (!ok) {
+        *err = g_strdup_printf("configuring %s: %s", name, strerror(errno));
+    }
+    if (s >= 0) {
+        close(s);
+    }
+    return ok;
+}
+
+/*
  * Create a tap with vnet headers, up, with no IPv6 chatter, and an
  * AF_PACKET socket (PACKET_VNET_HDR) bound to it in *@pkt.  Returns the
  * tap fd (inherited by QEMU), or -1 with *@err set.
@@ -612,9 +650,7 @@ static int tap_open(int *pkt, char *ifname, char **err)
 {
     struct ifreq ifr = { 0 };
     struct sockaddr_ll sll = { .sll_family = AF_PACKET };
-    g_autofree char *path = NULL;
-    g_autofree char *ignored = NULL;
-    int fd, s = -1, one = 1;
+    int fd, one = 1;
 
     *pkt = -1;
     fd = open("/dev/net/tun", O_RDWR);
@@ -628,21 +664,7 @@ static int tap_open(int *pkt, char *ifname, char **err)
         *err = g_strdup_printf("TUNSETIFF: %s", strerror(errno));
         goto fail;
     }
-    path = g_strdup_printf("/proc/sys/net/ipv6/conf/%s/disable_ipv6",
-                           ifr.ifr_name);
-    write_file(path, "1", &ignored);    /* fine without IPv6 support */
-    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ifr.ifr_mtu = 9000;
-    if (s < 0 || ioctl(s, SIOCSIFMTU, &ifr) < 0 ||
-        ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
-        *err = g_strdup_printf("configuring %s: %s", ifr.ifr_name,
-                               strerror(errno));
-        goto fail;
-    }
-    ifr.ifr_flags |= IFF_UP;
-    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
-        *err = g_strdup_printf("setting %s up: %s", ifr.ifr_name,
-                               strerror(errno));
+    if (!link_up(ifr.ifr_name, gro_fd >= 0, err)) {
         goto fail;
     }
     *pkt = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
@@ -654,7 +676,6 @@ static int tap_open(int *pkt, char *ifname, char **err)
                                "%s: %s", ifr.ifr_name, strerror(errno));
         goto fail;
     }
-    close(s);
     pstrcpy(ifname, IFNAMSIZ, ifr.ifr_name);
     return fd;
 
@@ -663,11 +684,38 @@ fail:
         close(*pkt);
         *pkt = -1;
     }
+    close(fd);
+    return -1;
+}
+
+/* Create the bridge and the NAPI tap of the DATA_VALID path. */
+static void gro_setup(void)
+{
+    struct ifreq ifr = { 0 };
+    char *err = NULL;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_NAPI;
+    pstrcpy(ifr.ifr_name, IFNAMSIZ, "rscgro0");
+    if (s < 0 || fd < 0 || ioctl(s, SIOCBRADDBR, "rscbr0") < 0 ||
+        ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        gro_unavailable = g_strdup_printf("the kernel refused a bridge or "
+                                          "a NAPI tap: %s", strerror(errno));
+    } else if (!link_up("rscbr0", false, &err) ||
+               !link_up("rscgro0", true, &err)) {
+        gro_unavailable = err;
+    }
     if (s >= 0) {
         close(s);
     }
-    close(fd);
-    return -1;
+    if (gro_unavailable) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;
+    }
+    gro_fd = fd;
 }
 
 /*
@@ -702,6 +750,11 @@ static void tap_netns_setup(void)
             return;
         }
     }
+    /* no IPv6 autoconfiguration traffic on the links we create */
+    write_file("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1", &err);
+    g_clear_pointer(&err, g_free);
+    write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1", &err);
+    g_clear_pointer(&err, g_free);
     fd = tap_open(&pkt, ifname, &err);
     if (fd < 0) {
         tap_unavailable = g_strdup_printf("the kernel refused a tap in a "
@@ -712,6 +765,7 @@ static void tap_netns_setup(void)
     }
     close(pkt);
     close(fd);
+    gro_setup();
 }
 
 /* --- the device and the guest driver -------------------------------- */
@@ -933,7 +987,7 @@ static void send_frames(RscTest *t, Frame **f, unsigned n)
                 { .iov_base = f[i]->tx_vhdr, .iov_len = 10 },
                 { .iov_base = f[i]->data, .iov_len = f[i]->len },
             };
-            ssize_t r = writev(t->pkt, iov, 2);
+            ssize_t r = writev(f[i]->via_gro ? gro_fd : t->pkt, iov, 2);
 
             if (r != 10 + f[i]->len) {
                 rsc_fail("injecting frame #%u (%zu bytes) into the tap: %s",
@@ -3546,6 +3600,59 @@ static void test_tap_gso_after_unit(const void *data)
     rsc_end(t);
 }
 
+/*
+ * Send @f through the NAPI tap and the bridge: the kernel validates its
+ * checksum (GRO) and QEMU gets it with DATA_VALID.  PSH keeps GRO from
+ * merging segments itself.
+ */
+static void frame_via_gro(Frame *f)
+{
+    g_assert_cmpint(f->data[f->l4 + 13] & TCP_PSH, !=, 0);
+    f->via_gro = true;
+    f->rx_vhdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+}
+
+/* Frames marked DATA_VALID by the backend merge. */
+static void test_tap_data_valid_merge(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    Conn *c = conn_new(t, false);
+    Conn *c6 = conn_new(t, true);
+    Frame *f[8];
+    unsigned i;
+
+    c->flags = c6->flags = TCP_ACK | TCP_PSH;
+    segs(t, c, f, 4, MSS);
+    segs(t, c6, f + 4, 4, 1400);
+    for (i = 0; i < 8; i++) {
+        frame_via_gro(f[i]);
+    }
+    expect_unit(t, f, 4);
+    expect_unit(t, f + 4, 4);
+    send_hold_expire(t, f, 8);
+    rsc_end(t);
+}
+
+/*
+ * A DATA_VALID frame held alone goes out untouched, with the backend's
+ * vnet header flags.
+ */
+static void test_tap_data_valid_single(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    Conn *c = conn_new(t, false);
+    Frame *f;
+
+    c->flags = TCP_ACK | TCP_PSH;
+    f = seg(t, c, MSS);
+    frame_via_gro(f);
+    expect_frame(t, f);
+    send_hold_expire(t, &f, 1);
+    rsc_end(t);
+}
+
 static void test_skip(const void *data)
 {
     g_test_skip(data);
@@ -3557,6 +3664,7 @@ enum {
     MRG = 1,            /* also with mergeable rx buffers */
     TAP = 2,            /* also through the tap backend */
     TAP_ONLY = 4,       /* only through the tap backend */
+    GRO = 8,            /* needs the DATA_VALID path (bridge, NAPI tap) */
 };
 
 typedef struct RscTestCase {
@@ -3654,6 +3762,9 @@ static const RscTestCase rsc_tests[] = {
     { "needs-csum/single-untouched", test_tap_needs_csum_single, TAP_ONLY },
     { "gso/passthrough", test_tap_gso_passthrough, TAP_ONLY | MRG },
     { "gso/after-unit", test_tap_gso_after_unit, TAP_ONLY },
+    { "data-valid/merge", test_tap_data_valid_merge, TAP_ONLY | GRO | MRG },
+    { "data-valid/single-untouched", test_tap_data_valid_single,
+      TAP_ONLY | GRO },
 };
 
 static void add_test(const char *prefix, const RscTestCase *tc,
@@ -3664,6 +3775,8 @@ static void add_test(const char *prefix, const RscTestCase *tc,
 
     if (v->tap && tap_unavailable) {
         qtest_add_data_func(path, tap_unavailable, test_skip);
+    } else if ((tc->variants & GRO) && gro_unavailable) {
+        qtest_add_data_func(path, gro_unavailable, test_skip);
     } else {
         qtest_add_data_func(path, v, tc->fn);
     }

@@ -23,8 +23,31 @@
  * - its counters agree with what the guest saw;
  * and the sanitizers check memory accesses and undefined behaviour.
  *
+ * Input format (bytes past the end read as 0; 16-bit values little-endian):
+ *   header   flags (bits 0-2 flow table size index, 3 two queues, 4 12-byte
+ *            vnet header, 5 buffers never hold units, 6 RSC4 off, 7 RSC6
+ *            off), interval in us (255 also selects the largest table),
+ *            unit capacity (16 bits, 0: unlimited), guest buffers (0:
+ *            unlimited, else n - 1), every n-th unit_write fails (0: none)
+ *   then operations, the low 3 bits of the first byte selecting:
+ *   0, 1     segment: connection (bits 0-3, 4 toggles timestamps, 5 other
+ *            queue), seq delta, ack delta, TCP flags (ACK inverted), window
+ *            delta, payload length (16 bits: 0 the MSS, below 0xf000 up to
+ *            2047 bytes, above in 16-byte steps), timestamp and options,
+ *            padding, IP fields, checksum/TTL, vnet flags and GSO type,
+ *            GSO size
+ *   2        burst: connection, count, payload length
+ *   3        segment as in 0, then corrupted: offset (16), XOR, cut (16)
+ *   4        raw frame: queue, length (16), bytes
+ *   5        advance the clock by n * 64 ns (16 bits) and expire
+ *   6        flush all, or one queue (bit 7), with a cause
+ *   7        refill guest buffers (bit 7) or switch RSC4/RSC6 (bits 0-1)
+ * build_seg() and run_op() are the reference.
+ *
  * Build with clang -fsanitize=fuzzer,address,undefined, linking
  * hw/net/virtio-net-rsc.c, net/checksum.c, libqemuutil.a and glib.
+ * The harness computes checksums with its own code rather than with
+ * net/checksum.c, so that it does not share a bug with the engine.
  */
 
 #include "qemu/osdep.h"
@@ -45,7 +68,7 @@
 #define ECN_FLAGS (TCP_FLAG_ECE | TCP_FLAG_CWR)
 
 static const unsigned max_flows_choice[8] = {
-    1, 2, 3, 4, 8, 16, 64, 256
+    8, 1, 2, 3, 4, 16, 64, 256
 };
 
 static const uint8_t gso_choice[8] = {
@@ -204,13 +227,13 @@ static Ctx ctx;
 
 static G_NORETURN G_GNUC_PRINTF(1, 2) void fail(const char *fmt, ...)
 {
+    char *msg;
     va_list ap;
 
-    fprintf(stderr, "fuzz-virtio-net-rsc: invariant violated: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n");
+    g_printerr("fuzz-virtio-net-rsc: invariant violated: %s\n", msg);
     __builtin_trap();
 }
 
@@ -1274,8 +1297,7 @@ static void setup(Ctx *c, Reader *r)
                                   c->interval);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
+/* The entry point libFuzzer calls; declared by libFuzzer itself. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Reader r = { data, size };

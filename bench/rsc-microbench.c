@@ -1,0 +1,445 @@
+/*
+ * Microbenchmark of the virtio-net RSC engine on plain memory
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Feeds 1448-byte TCP/IPv4 segments with the timestamp option, from 1 to
+ * 4096 interleaved connections, through virtio_net_rsc_receive().  The fake
+ * guest's receive buffers are preallocated 64 KiB blocks, one per unit.
+ * Each connection sends ROUND_SEGS segments per round, interleaved with the
+ * other connections; units are flushed by the engine when they fill and by
+ * virtio_net_rsc_flush_all() at the end of each round (as with
+ * rsc_interval=0 at the end of a receive burst).
+ *
+ * Reported, in ns per segment:
+ * - copy: unit_begin/unit_write copy into the guest buffer, as the device
+ *   does (unit_end writes the final headers);
+ * - no copy: the fake guest copies nothing: the engine's own cost;
+ * - floor: one memcpy of each segment's payload into the same kind of
+ *   buffer at the same offset, from the same frames: copying each byte once.
+ * Frames are built, untimed, in batches of BATCH just before they are
+ * offered, so that they are in the cache as if the backend had just read
+ * them.  Checksums are valid; the backend's vnet header says DATA_VALID
+ * (no checksum computed) except in the row marked "verified".
+ *
+ * Usage: rsc-microbench [REPETITIONS [SEGMENTS]]
+ *   each configuration runs REPETITIONS times (default 7) over at least
+ *   SEGMENTS segments (default 300000), whole rounds.
+ */
+
+#include "qemu/osdep.h"
+#include <sys/resource.h>
+#include "qemu/bswap.h"
+#include "net/checksum.h"
+#include "net/eth.h"
+#include "standard-headers/linux/virtio_net.h"
+#include "hw/virtio/virtio-net-rsc.h"
+
+#define VHDR_LEN 12                     /* backend vnet header */
+#define PAYLOAD 1448                    /* TCP payload per segment */
+#define TCP_HLEN 32                     /* with NOP, NOP, timestamp */
+#define L234_LEN (ETH_HLEN + 20 + TCP_HLEN)
+#define FRAME_LEN (VHDR_LEN + L234_LEN + PAYLOAD)
+#define UNIT_BUF (64 * 1024)            /* one guest buffer per unit */
+#define ROUND_SEGS 90                   /* per connection: two full units */
+#define BATCH 256                       /* frames built per timed batch */
+#define MAX_CONNS 4096
+#define NBUFS (MAX_CONNS + 2)
+
+typedef enum Variant {
+    VAR_COPY,
+    VAR_NO_COPY,
+    VAR_FLOOR,
+    VAR__MAX,
+} Variant;
+
+/* One row of the table. */
+typedef struct Config {
+    unsigned conns;
+    bool verify;            /* vnet flags 0: the engine checks checksums */
+} Config;
+
+static const Config configs[] = {
+    { 1, false },
+    { 16, false },
+    { 64, false },
+    { 1024, false },
+    { 4096, false },
+    { 1, true },
+};
+
+/* The fake guest: a stack of free 64 KiB buffers. */
+typedef struct Guest {
+    uint8_t *bufs[NBUFS];   /* all buffers, for the floor */
+    uint8_t *free[NBUFS];   /* free buffers, a stack */
+    unsigned nfree;
+    bool copy;              /* copy frames and payload into the buffers */
+    uint64_t units;         /* units delivered, coalesced or not */
+    uint64_t payload;       /* payload bytes in them */
+    uint64_t alone;         /* frames delivered alone */
+    uint8_t sink[FRAME_LEN]; /* where frames delivered alone go */
+} Guest;
+
+/* The sender's side: what each connection sends next. */
+typedef struct Traffic {
+    unsigned conns;
+    bool verify;
+    uint64_t next;          /* index of the next segment, from 0 */
+    uint32_t seq[MAX_CONNS];
+    uint16_t floor_off[MAX_CONNS];
+    uint32_t payload_sum;   /* checksum of the payload, computed once */
+    uint8_t payload[PAYLOAD];
+    uint8_t frames[BATCH][FRAME_LEN];
+    bool round_end[BATCH];  /* flush everything after this frame */
+    uint8_t *floor_dst[BATCH];
+} Traffic;
+
+static Guest guest;
+static Traffic traffic;
+static uint64_t batches, preempted;
+
+/*
+ * The floor's copy length, volatile so that the compiler calls memcpy()
+ * like the fake guest does instead of inlining a fixed-size copy.
+ */
+static volatile size_t floor_len = PAYLOAD;
+
+static NetRscBegin guest_begin(void *opaque, unsigned queue,
+                               const uint8_t *buf, size_t size, void **unit)
+{
+    Guest *g = opaque;
+    uint8_t *b;
+
+    if (!g->nfree) {
+        return NET_RSC_BEGIN_NO_BUFFER;
+    }
+    b = g->free[--g->nfree];
+    if (g->copy) {
+        memcpy(b, buf + VHDR_LEN, size - VHDR_LEN);
+    }
+    *unit = b;
+    return NET_RSC_BEGIN_OK;
+}
+
+static bool guest_write(void *opaque, void *unit, size_t offset,
+                        const void *data, size_t len)
+{
+    Guest *g = opaque;
+
+    if (offset + len > UNIT_BUF) {
+        return false;
+    }
+    if (g->copy) {
+        memcpy((uint8_t *)unit + offset, data, len);
+    }
+    return true;
+}
+
+static void guest_end(void *opaque, void *unit, const NetRscVnetHdr *hdr,
+                      const uint8_t *l234, size_t l234_len, size_t frame_len)
+{
+    Guest *g = opaque;
+
+    if (hdr && g->copy) {
+        memcpy(unit, l234, l234_len);
+    }
+    g->units++;
+    g->payload += frame_len - L234_LEN;
+    g->free[g->nfree++] = unit;
+}
+
+static ssize_t guest_deliver(void *opaque, unsigned queue, const uint8_t *buf,
+                             size_t size, const NetRscVnetHdr *hdr)
+{
+    Guest *g = opaque;
+
+    if (g->copy) {
+        memcpy(g->sink, buf, MIN(size, sizeof(g->sink)));
+    }
+    g->alone++;
+    return size;
+}
+
+static const NetRscOps guest_ops = {
+    .unit_begin = guest_begin,
+    .unit_write = guest_write,
+    .unit_end = guest_end,
+    .deliver = guest_deliver,
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static long context_switches(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_THREAD, &ru);
+    return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
+static void traffic_reset(Traffic *t, unsigned conns, bool verify)
+{
+    unsigned c;
+
+    t->conns = conns;
+    t->verify = verify;
+    t->next = 0;
+    for (c = 0; c < conns; c++) {
+        t->seq[c] = 0x10000000u * (c & 0xf) + c * 7919u;
+        t->floor_off[c] = L234_LEN;
+    }
+}
+
+/* Build segment @i of the traffic into @frame; returns its connection. */
+static unsigned build(Traffic *t, uint64_t i, uint8_t *frame)
+{
+    uint64_t round_len = (uint64_t)t->conns * ROUND_SEGS;
+    unsigned c = i % t->conns;
+    uint32_t tsval = (i / round_len) * 100 + (i % round_len) / t->conns / 16;
+    uint8_t *l2 = frame + VHDR_LEN, *ip = l2 + ETH_HLEN, *tcp = ip + 20;
+    uint32_t sum;
+
+    memset(frame, 0, VHDR_LEN);
+    frame[0] = t->verify ? 0 : VIRTIO_NET_HDR_F_DATA_VALID;
+    memcpy(l2, "\x52\x54\x00\x12\x34\x56\x52\x54\x00\x65\x43\x21\x08\x00",
+           ETH_HLEN);
+    ip[0] = 0x45;
+    ip[1] = 0;
+    stw_be_p(ip + 2, 20 + TCP_HLEN + PAYLOAD);
+    stw_be_p(ip + 4, i & 0xffff);
+    stw_be_p(ip + 6, IP_DF);
+    ip[8] = 64;
+    ip[9] = IP_PROTO_TCP;
+    stw_be_p(ip + 10, 0);
+    stl_be_p(ip + 12, 0x0a010000 | c);
+    stl_be_p(ip + 16, 0x0a000002);
+    stw_be_p(ip + 10, net_checksum_finish(net_checksum_add(20, ip)));
+    stw_be_p(tcp, 10000 + c);
+    stw_be_p(tcp + 2, 5201);
+    stl_be_p(tcp + 4, t->seq[c]);
+    stl_be_p(tcp + 8, 0x12345678);
+    tcp[12] = (TCP_HLEN / 4) << 4;
+    tcp[13] = TCP_FLAG_ACK;
+    stw_be_p(tcp + 14, 512);
+    stw_be_p(tcp + 16, 0);
+    stw_be_p(tcp + 18, 0);
+    memcpy(tcp + 20, "\x01\x01\x08\x0a", 4);
+    stl_be_p(tcp + 24, tsval);
+    stl_be_p(tcp + 28, 0x0badcafe);
+    memcpy(tcp + TCP_HLEN, t->payload, PAYLOAD);
+    sum = net_checksum_add(8, ip + 12) + IP_PROTO_TCP + TCP_HLEN + PAYLOAD +
+          net_checksum_add(TCP_HLEN, tcp) + t->payload_sum;
+    stw_be_p(tcp + 16, net_checksum_finish(sum));
+    t->seq[c] += PAYLOAD;
+    return c;
+}
+
+/* Build the next @n frames of the traffic; untimed. */
+static void prepare(Traffic *t, Guest *g, unsigned n)
+{
+    uint64_t round_len = (uint64_t)t->conns * ROUND_SEGS;
+    unsigned k;
+
+    for (k = 0; k < n; k++, t->next++) {
+        unsigned c = build(t, t->next, t->frames[k]);
+
+        t->round_end[k] = (t->next + 1) % round_len == 0;
+        /* where one copy of the payload would go: the unit's next slot */
+        if (t->floor_off[c] + PAYLOAD > UNIT_BUF) {
+            t->floor_off[c] = L234_LEN;
+        }
+        t->floor_dst[k] = g->bufs[c] + t->floor_off[c];
+        t->floor_off[c] += PAYLOAD;
+    }
+}
+
+/*
+ * Run @segs segments of the traffic of @cfg through @v; returns ns per
+ * segment.  *@per_unit receives the segments per delivered packet.
+ * A batch during which the thread was switched out is not counted: on a
+ * busy machine its time is mostly someone else's.
+ */
+static double measure(const Config *cfg, Variant v, uint64_t segs,
+                      double *per_unit)
+{
+    unsigned max_flows = MAX(cfg->conns, NET_RSC_DEFAULT_MAX_FLOWS);
+    NetRscChain *chain = NULL;
+    Traffic *t = &traffic;
+    Guest *g = &guest;
+    int64_t total = 0, t0, t1;
+    uint64_t done, counted = 0;
+    unsigned k;
+    long cs;
+
+    traffic_reset(t, cfg->conns, cfg->verify);
+    g->copy = v == VAR_COPY;
+    g->units = g->payload = g->alone = 0;
+    if (v != VAR_FLOOR) {
+        chain = virtio_net_rsc_new(&guest_ops, g, 1, max_flows, 0);
+    }
+    for (done = 0; done < segs; done += BATCH) {
+        unsigned n = MIN(BATCH, segs - done);
+
+        prepare(t, g, n);
+        cs = context_switches();
+        t0 = now_ns();
+        if (v == VAR_FLOOR) {
+            size_t len = floor_len;
+
+            for (k = 0; k < n; k++) {
+                memcpy(t->floor_dst[k],
+                       t->frames[k] + VHDR_LEN + L234_LEN, len);
+            }
+        } else {
+            for (k = 0; k < n; k++) {
+                if (virtio_net_rsc_receive(chain, 0, t->frames[k],
+                                           FRAME_LEN, VHDR_LEN, true, true,
+                                           0) != FRAME_LEN) {
+                    g_printerr("rsc-microbench: segment not accepted\n");
+                    exit(1);
+                }
+                if (t->round_end[k]) {
+                    virtio_net_rsc_flush_all(chain, NET_RSC_FLUSH_BURST);
+                }
+            }
+        }
+        t1 = now_ns();
+        batches++;
+        if (context_switches() != cs) {
+            preempted++;
+            continue;
+        }
+        total += t1 - t0;
+        counted += n;
+    }
+    if (chain) {
+        virtio_net_rsc_flush_all(chain, NET_RSC_FLUSH_BURST);
+        virtio_net_rsc_delete(chain);
+        if (g->alone || g->payload != segs * PAYLOAD) {
+            g_printerr("rsc-microbench: %" PRIu64 " frames not coalesced, "
+                       "%" PRIu64 " of %" PRIu64 " payload bytes delivered\n",
+                       g->alone, g->payload, segs * PAYLOAD);
+            exit(1);
+        }
+        *per_unit = (double)segs / g->units;
+    }
+    return counted ? (double)total / counted : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static char *fmt_stat(double *v, unsigned n)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return g_strdup_printf("%.1f (%.1f-%.1f)", v[n / 2], v[0], v[n - 1]);
+}
+
+static double median(double *v, unsigned n)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return v[n / 2];
+}
+
+static char *cpu_model(void)
+{
+    g_autofree char *info = NULL;
+    char *p, *end;
+
+    if (g_file_get_contents("/proc/cpuinfo", &info, NULL, NULL) &&
+        (p = strstr(info, "model name")) && (p = strchr(p, ':')) &&
+        (end = strchr(p, '\n'))) {
+        return g_strndup(p + 2, end - p - 2);
+    }
+    return g_strdup("unknown CPU");
+}
+
+int main(int argc, char **argv)
+{
+    unsigned reps = argc > 1 ? atoi(argv[1]) : 7;
+    uint64_t min_segs = argc > 2 ? strtoull(argv[2], NULL, 0) : 300000;
+    unsigned nrows = ARRAY_SIZE(configs), r, i, v;
+    g_autofree double *res = NULL;
+    g_autofree double *units = NULL;
+    g_autofree char *cpu = cpu_model();
+    double one_conn = 0;
+
+    if (!reps || !min_segs) {
+        g_printerr("usage: rsc-microbench [REPETITIONS [SEGMENTS]]\n");
+        return 1;
+    }
+    res = g_new0(double, nrows * VAR__MAX * reps);
+    units = g_new0(double, nrows * reps);
+    for (i = 0; i < PAYLOAD; i++) {
+        traffic.payload[i] = (i * 131 + 7) & 0xff;
+    }
+    traffic.payload_sum = net_checksum_add(PAYLOAD, traffic.payload);
+    for (i = 0; i < NBUFS; i++) {
+        /* touched now, so that no page fault is timed */
+        guest.bufs[i] = g_malloc(UNIT_BUF);
+        memset(guest.bufs[i], 0, UNIT_BUF);
+        guest.free[i] = guest.bufs[i];
+    }
+    guest.nfree = NBUFS;
+
+    /* repetitions outermost, so that drift spreads over every cell */
+    for (r = 0; r < reps; r++) {
+        for (i = 0; i < nrows; i++) {
+            uint64_t round = (uint64_t)configs[i].conns * ROUND_SEGS;
+            uint64_t segs = DIV_ROUND_UP(min_segs, round) * round;
+
+            for (v = 0; v < VAR__MAX; v++) {
+                double per_unit = 0;
+
+                res[(i * VAR__MAX + v) * reps + r] =
+                    measure(&configs[i], v, segs, &per_unit);
+                if (v == VAR_COPY) {
+                    units[i * reps + r] = per_unit;
+                }
+            }
+        }
+    }
+
+    g_print("RSC engine microbenchmark: %s, %u repetitions of >= %" PRIu64
+            " segments, %u-byte payload, TCP timestamps, %u segments per "
+            "connection per round; ns per segment, median (min-max); "
+            "%" PRIu64 " of %" PRIu64 " batches of %u not counted "
+            "(thread switched out)\n\n",
+            cpu, reps, min_segs, PAYLOAD, ROUND_SEGS, preempted, batches,
+            BATCH);
+    g_print("| connections | checksum | engine + copy | engine, no copy | "
+            "one-copy floor | copy / floor | copy / 1 conn | segs/unit |\n");
+    g_print("|---:|---|---:|---:|---:|---:|---:|---:|\n");
+    for (i = 0; i < nrows; i++) {
+        double *copy = &res[(i * VAR__MAX + VAR_COPY) * reps];
+        double *floor = &res[(i * VAR__MAX + VAR_FLOOR) * reps];
+        double mc = median(copy, reps), mf = median(floor, reps);
+        g_autofree char *s_copy = fmt_stat(copy, reps);
+        g_autofree char *s_nocopy =
+            fmt_stat(&res[(i * VAR__MAX + VAR_NO_COPY) * reps], reps);
+        g_autofree char *s_floor = fmt_stat(floor, reps);
+
+        if (i == 0) {
+            one_conn = mc;
+        }
+        g_print("| %u | %s | %s | %s | %s | %.2f | %.2f | %.1f |\n",
+                configs[i].conns,
+                configs[i].verify ? "verified" : "DATA_VALID", s_copy,
+                s_nocopy, s_floor, mc / mf, mc / one_conn,
+                median(&units[i * reps], reps));
+    }
+    for (i = 0; i < NBUFS; i++) {
+        g_free(guest.bufs[i]);
+    }
+    return 0;
+}

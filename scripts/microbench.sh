@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Build the engine microbenchmark, bench/rsc-microbench.c, with gcc -O2 and
+# the flags QEMU's own build uses for hw/net/virtio-net-rsc.c (taken from
+# build/qemu/build/compile_commands.json), link it with the engine,
+# net/checksum.c, libqemuutil.a and glib into build/bench/, and run it.
+# Prints a markdown table: ns per segment through virtio_net_rsc_receive at
+# 1 to 4096 interleaved connections, with and without the payload copy,
+# beside the cost of copying each payload once (the one-copy floor).
+#
+# Needs a built tree: run 'make' first.  Does not touch build/qemu/build.
+# Run it on an idle machine; the numbers are only comparable within a run.
+#
+# Usage: scripts/microbench.sh [REPETITIONS [SEGMENTS]]
+#        (default 7 repetitions of >= 300000 segments per configuration)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+me=microbench
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
+
+src=$TREE
+bdir=$TREE/build
+out=$repo/build/bench
+bin=$out/rsc-microbench
+bench_src=$repo/bench/rsc-microbench.c
+
+for arg in "$@"; do
+    case $arg in
+        ''|*[!0-9]*) die "arguments are REPETITIONS [SEGMENTS] (numbers), not '$arg'" ;;
+    esac
+done
+if [ ! -f "$bdir/libqemuutil.a" ] || [ ! -f "$bdir/compile_commands.json" ]; then
+    die "build/qemu/build is not built (libqemuutil.a, compile_commands.json); run 'make' first"
+fi
+for f in "$src/hw/net/virtio-net-rsc.c" "$src/net/checksum.c" "$bench_src"; do
+    [ -f "$f" ] || die "$f is missing; run 'make' to assemble the tree"
+done
+mkdir -p "$out"
+
+# QEMU's compile flags for the engine, relative to the build directory.
+# shellcheck disable=SC2207
+flags=($(python3 - "$bdir/compile_commands.json" <<'EOF'
+import json, shlex, sys
+for e in json.load(open(sys.argv[1])):
+    if e["file"].endswith("hw/net/virtio-net-rsc.c") and "libsystem" in e["command"]:
+        args = shlex.split(e["command"])
+        out, skip = [], False
+        for a in args[args.index("gcc") + 1:]:
+            if skip:
+                skip = False
+            elif a in ("-MQ", "-MF", "-o", "-c"):
+                skip = True
+            elif a != "-MD" and not a.endswith(".c"):
+                out.append(a)
+        print(" ".join(shlex.quote(a) for a in out))
+        break
+else:
+    sys.exit("no compile command for hw/net/virtio-net-rsc.c")
+EOF
+)) || die "cannot read the engine's compile flags from compile_commands.json; run 'make' first"
+# shellcheck disable=SC2207
+glib_libs=($(pkg-config --libs glib-2.0))
+
+stale=0
+for f in "$src/hw/net/virtio-net-rsc.c" "$src/include/hw/virtio/virtio-net-rsc.h" \
+         "$src/net/checksum.c" "$bench_src" "$bdir/libqemuutil.a" "$0"; do
+    [ "$bin" -nt "$f" ] || stale=1
+done
+if [ $stale = 1 ]; then
+    echo "microbench: building $bin" >&2
+    rm -f "$bin"
+    (
+        cd "$bdir"
+        gcc "${flags[@]}" -c "$src/hw/net/virtio-net-rsc.c" -o "$out/virtio-net-rsc.o"
+        gcc "${flags[@]}" -c "$src/net/checksum.c" -o "$out/checksum.o"
+        gcc "${flags[@]}" -c "$bench_src" -o "$out/rsc-microbench.o"
+        gcc -pie -o "$bin.tmp" "$out/rsc-microbench.o" "$out/virtio-net-rsc.o" \
+            "$out/checksum.o" -Wl,--start-group libqemuutil.a -lm -pthread \
+            "${glib_libs[@]}" -Wl,--end-group
+    )
+    mv "$bin.tmp" "$bin"
+fi
+
+echo "microbench: running $bin $* (about a minute)" >&2
+"$bin" "$@"
