@@ -100,7 +100,7 @@ glib() {
         report "$name" 0 1 0 0 "build/qemu/build/$bin is missing; run 'make'"
         return 0
     fi
-    run_tap "$name" "$logs/$name.log" "$bin" "$@"
+    run_tap "$name" "$logs/$name.log" "./$bin" "$@"
 }
 
 qos() {
@@ -113,12 +113,12 @@ qos() {
     # glib's -p does not select a whole qos subtree: pass every path.
     while read -r t; do
         paths+=(-p "$t")
-    done < <(cd "$bdir" && "$bin" -l 2>/dev/null | grep -E "$re" || true)
+    done < <(cd "$bdir" && "./$bin" -l 2>/dev/null | grep -E "$re" || true)
     if [ ${#paths[@]} = 0 ]; then
         report "$name" 0 1 0 0 "no qos-test path matches $re"
         return 0
     fi
-    run_tap "$name" "$logs/$name.log" "$bin" "${paths[@]}"
+    run_tap "$name" "$logs/$name.log" "./$bin" "${paths[@]}"
 }
 
 cmd() {
