@@ -22,6 +22,9 @@ fi
 want="${cfg[*]}"
 
 cd "$tree"
+# Let a fresh clone in another directory reuse the compiler cache: paths
+# under the tree are hashed relative to it (CI builds in a new clone).
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=true
 if [ ! -f "$bdir/build.ninja" ] || [ ! -f "$bdir/.rsc-configure" ] ||
    [ "$(cat "$bdir/.rsc-configure")" != "$want" ]; then
     rm -rf "$bdir"
