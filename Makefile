@@ -8,6 +8,12 @@
 #   make refresh      write build/qemu's changes back into the repository
 #   make lint         checkpatch over the changes + "refresh changes nothing"
 #   make series       out/series/*.patch from the series/ plan
+#   make series-check apply the series on base, build each commit, test, lint
+#   make demo         a real kernel TCP stream through RSC, with a report
+#   make check-asan   the RSC tests under ASan/UBSan (own build dir)
+#   make fuzz         the libFuzzer target (FUZZ_SECONDS=N, default 120)
+#   make bench        side-by-side benchmark against upstream (bench/)
+#   make microbench   the engine on plain memory against one memcpy
 #   make clean        remove build/ and out/ (refuses to drop unsaved edits)
 #   make distclean    clean, and the downloaded QEMU source cache too
 #
@@ -16,13 +22,14 @@
 # FORCE=1 (clean even with unsaved edits in build/qemu).
 
 RSC_CACHE ?= $(HOME)/.cache/virtio-net-rsc
-export RSC_CACHE QEMU_SRC FORCE
+export RSC_CACHE QEMU_SRC FORCE FUZZ_SECONDS
 
 TREE := build/qemu
 SRC := $(RSC_CACHE)/src
 
 .DEFAULT_GOAL := all
-.PHONY: all deps fetch assemble build check refresh lint series clean distclean
+.PHONY: all deps fetch assemble build check refresh lint series clean distclean \
+	demo check-asan fuzz bench microbench series-check
 MAKEFLAGS += --no-print-directory
 # A failed step must stop everything after it, even with -k or -j.
 .NOTPARALLEL:
@@ -52,6 +59,24 @@ lint:
 
 series:
 	@scripts/series.sh
+
+series-check: series
+	@scripts/series-check.sh
+
+demo: build
+	@scripts/demo.sh
+
+check-asan: build
+	@scripts/check-asan.sh
+
+fuzz: build
+	@scripts/fuzz.sh
+
+bench: build
+	@scripts/bench.sh
+
+microbench: build
+	@scripts/microbench.sh
 
 clean:
 	@scripts/clean.sh

@@ -16,11 +16,14 @@
  *   does (unit_end writes the final headers);
  * - no copy: the fake guest copies nothing: the engine's own cost;
  * - floor: one memcpy of each segment's payload into the same kind of
- *   buffer at the same offset, from the same frames: copying each byte once.
+ *   buffer at the same offset, from the same frames: copying each byte once
+ *   (the engine copies a unit's first frame whole, headers included).
  * Frames are built, untimed, in batches of BATCH just before they are
  * offered, so that they are in the cache as if the backend had just read
  * them.  Checksums are valid; the backend's vnet header says DATA_VALID
  * (no checksum computed) except in the row marked "verified".
+ * Time is taken with CLOCK_MONOTONIC around each batch; a batch during which
+ * the thread was switched out is left out (the header line says how many).
  *
  * Usage: rsc-microbench [REPETITIONS [SEGMENTS]]
  *   each configuration runs REPETITIONS times (default 7) over at least
@@ -30,6 +33,7 @@
 #include "qemu/osdep.h"
 #include <sys/resource.h>
 #include "qemu/bswap.h"
+#include "qemu/cutils.h"
 #include "net/checksum.h"
 #include "net/eth.h"
 #include "standard-headers/linux/virtio_net.h"
@@ -354,27 +358,35 @@ static double median(double *v, unsigned n)
 static char *cpu_model(void)
 {
     g_autofree char *info = NULL;
-    char *p, *end;
+    char *p = NULL, *end = NULL;
 
-    if (g_file_get_contents("/proc/cpuinfo", &info, NULL, NULL) &&
-        (p = strstr(info, "model name")) && (p = strchr(p, ':')) &&
-        (end = strchr(p, '\n'))) {
-        return g_strndup(p + 2, end - p - 2);
+    if (g_file_get_contents("/proc/cpuinfo", &info, NULL, NULL)) {
+        p = strstr(info, "model name");
     }
-    return g_strdup("unknown CPU");
+    if (p) {
+        p = strchr(p, ':');
+    }
+    if (p) {
+        end = strchr(p, '\n');
+    }
+    if (!end) {
+        return g_strdup("unknown CPU");
+    }
+    return g_strstrip(g_strndup(p + 1, end - p - 1));
 }
 
 int main(int argc, char **argv)
 {
-    unsigned reps = argc > 1 ? atoi(argv[1]) : 7;
-    uint64_t min_segs = argc > 2 ? strtoull(argv[2], NULL, 0) : 300000;
-    unsigned nrows = ARRAY_SIZE(configs), r, i, v;
+    unsigned reps = 7, nrows = ARRAY_SIZE(configs), r, i, v;
+    uint64_t min_segs = 300000;
     g_autofree double *res = NULL;
     g_autofree double *units = NULL;
     g_autofree char *cpu = cpu_model();
     double one_conn = 0;
 
-    if (!reps || !min_segs) {
+    if ((argc > 1 && qemu_strtoui(argv[1], NULL, 10, &reps)) ||
+        (argc > 2 && qemu_strtou64(argv[2], NULL, 10, &min_segs)) ||
+        argc > 3 || !reps || !min_segs) {
         g_printerr("usage: rsc-microbench [REPETITIONS [SEGMENTS]]\n");
         return 1;
     }

@@ -28,6 +28,7 @@ suites() {
     qos  qos-virtio-net '^/x86_64/pc/.*/virtio-net[^/]*/'
     cmd  lint           scripts/lint.sh
     cmd  docs           scripts/docs.sh
+    cmd  fuzz           scripts/fuzz.sh
 }
 
 bdir=$TREE/build

@@ -12,6 +12,12 @@
 #   body, wrapped at 76 columns
 #   Files:
 #   one/qemu/path.c                    (one per line)
+#   MAINTAINERS < series/parts/x.diff  (an intermediate state: base + diff)
+#
+# A path gets its final content (build/qemu's) in the one plan file that
+# lists it plainly; earlier commits may give it intermediate states, each a
+# diff against base kept in series/parts/ (for example MAINTAINERS growing
+# with each commit that adds files, so that checkpatch stays quiet).
 #
 # Every path build/qemu changes must be in exactly one plan file.  Author
 # and dates are fixed, so regenerating an unchanged series is byte-identical.
@@ -57,13 +63,20 @@ work=$(mktemp -d "$repo/out/.series.XXXXXX")
 trap 'rm -rf "$tmp" "$work"' EXIT
 
 for plan in "${plans[@]}"; do
-    n=0; in_files=0; subject=""; body=(); files=()
+    n=0; in_files=0; subject=""; body=(); files=(); parts=()
     while IFS= read -r line || [ -n "$line" ]; do
         n=$((n + 1))
         if [ $in_files = 1 ]; then
             line=${line%%#*}
             line=${line//[[:space:]]/}
-            [ -n "$line" ] && files+=("$line")
+            case $line in
+                "") ;;
+                *"<"*)
+                    [ -f "$repo/${line#*<}" ] ||
+                        die "series/$plan:$n: ${line#*<} does not exist"
+                    parts+=("${line%%<*} ${line#*<}") ;;
+                *) files+=("$line") ;;
+            esac
             continue
         fi
         if [ $n = 1 ]; then
@@ -105,6 +118,7 @@ for plan in "${plans[@]}"; do
         owner[$p]=$plan
     done
     printf '%s\n' "${files[@]}" > "$tmp/$plan.files"
+    printf '%s\n' "${parts[@]+"${parts[@]}"}" > "$tmp/$plan.parts"
 done
 
 unplanned=()
@@ -157,6 +171,15 @@ for plan in "${plans[@]}"; do
             "${g[@]}" update-index --force-remove -- "$p"
         fi
     done < "$tmp/$plan.files"
+    while read -r p part; do
+        [ -n "$p" ] || continue
+        git -C "$TREE" show "base:$p" > "$tmp/part" 2>/dev/null || : > "$tmp/part"
+        patch -s -f -p1 --no-backup-if-mismatch -r - "$tmp/part" \
+            < "$repo/$part" > "$tmp/part.log" 2>&1 ||
+            die "$part does not apply to base:$p: $(head -n 1 "$tmp/part.log")"
+        sha=$("${g[@]}" hash-object -w --no-filters -- "$tmp/part")
+        "${g[@]}" update-index --add --cacheinfo "100644,$sha,$p"
+    done < "$tmp/$plan.parts"
     t=$("${g[@]}" write-tree)
     if [ "$t" = "$("${g[@]}" rev-parse "$parent^{tree}")" ]; then
         die "series/$plan changes nothing (none of its files differ from the" \

@@ -290,18 +290,23 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
             *why = NET_RSC_BYPASS_DISABLED;
             return RSC_CLASS_OTHER;
         }
-        if (l3len < sizeof(struct ip_header) || (ip[0] >> 4) != 4 ||
-            (ip[0] & 0xf) < 5 || lduw_be_p(ip + 2) > l3len ||
-            lduw_be_p(ip + 2) < (ip[0] & 0xf) * 4) {
+        if (l3len < sizeof(struct ip_header)) {
             *why = NET_RSC_BYPASS_MALFORMED;
             return RSC_CLASS_OTHER;
+        }
+        /* Readable addresses: keep the order of their connections. */
+        s->addrs = ip + 12;
+        if ((ip[0] >> 4) != 4 || (ip[0] & 0xf) < 5 ||
+            lduw_be_p(ip + 2) > l3len ||
+            lduw_be_p(ip + 2) < (ip[0] & 0xf) * 4) {
+            *why = NET_RSC_BYPASS_MALFORMED;
+            return RSC_CLASS_ADDRS;
         }
         proto = ip[9];
         if (proto != IP_PROTO_TCP) {
             *why = NET_RSC_BYPASS_NOT_TCPIP;
             return RSC_CLASS_OTHER;
         }
-        s->addrs = ip + 12;
         frag = lduw_be_p(ip + 6);
         if (frag & (IP_MF | IP_OFFMASK)) {
             *why = NET_RSC_BYPASS_FRAGMENT;
@@ -320,10 +325,16 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
             *why = NET_RSC_BYPASS_DISABLED;
             return RSC_CLASS_OTHER;
         }
-        if (l3len < sizeof(struct ip6_header) || (ip[0] >> 4) != 6 ||
-            lduw_be_p(ip + 4) > l3len - sizeof(struct ip6_header)) {
+        if (l3len < sizeof(struct ip6_header)) {
             *why = NET_RSC_BYPASS_MALFORMED;
             return RSC_CLASS_OTHER;
+        }
+        s->v6 = 1;
+        s->addrs = ip + 8;
+        if ((ip[0] >> 4) != 6 ||
+            lduw_be_p(ip + 4) > l3len - sizeof(struct ip6_header)) {
+            *why = NET_RSC_BYPASS_MALFORMED;
+            return RSC_CLASS_ADDRS;
         }
         proto = ip[6];
         if (proto != IP_PROTO_TCP) {
@@ -331,14 +342,10 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
                 *why = NET_RSC_BYPASS_NOT_TCPIP;
                 return RSC_CLASS_OTHER;
             }
-            s->addrs = ip + 8;
-            s->v6 = 1;
             *why = proto == 44 ? NET_RSC_BYPASS_FRAGMENT :
                                  NET_RSC_BYPASS_IP_OPTIONS;
             return RSC_CLASS_ADDRS;
         }
-        s->v6 = 1;
-        s->addrs = ip + 8;
         s->iphl = sizeof(struct ip6_header);
         s->ipclass = ldl_be_p(ip) & 0x0fffffff;
         s->ttl = ip[7];
@@ -557,6 +564,7 @@ static ssize_t rsc_deliver(NetRscChain *c, unsigned qi, const uint8_t *buf,
 static int rsc_match(const RscFlow *f, const RscSeg *s)
 {
     if (s->seq != f->next_seq ||
+        memcmp(s->l2, f->l234, 2 * ETH_ALEN) ||
         (int32_t)(s->ack - f->ack) < 0 ||
         s->ipclass != f->ipclass ||
         (s->tcp_flags & RSC_TCP_FLAG_ECN) != f->ecn_flags ||
@@ -585,7 +593,9 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
     if (q->free == RSC_NIL) {
         rsc_flush(c, qi, &q->flows[q->oldest], NET_RSC_FLUSH_EVICT);
     }
-    switch (c->ops->unit_begin(c->opaque, qi, buf, size, &unit)) {
+    switch (c->ops->unit_begin(c->opaque, qi, buf, size,
+                               ETH_HLEN + s->iphl + s->tcphl + s->payload_len,
+                               &unit)) {
     case NET_RSC_BEGIN_OK:
         break;
     case NET_RSC_BEGIN_NO_BUFFER:
@@ -678,6 +688,7 @@ static ssize_t rsc_ack(NetRscChain *c, unsigned qi, RscFlow *f,
     NetRscBypass why = NET_RSC_BYPASS_PURE_ACK;
 
     if (s->seq == f->next_seq && s->ack == f->ack &&
+        !memcmp(s->l2, f->l234, 2 * ETH_ALEN) &&
         s->ipclass == f->ipclass &&
         (s->tcp_flags & RSC_TCP_FLAG_ECN) == f->ecn_flags &&
         s->tcphl + s->iphl + ETH_HLEN == f->l234_len &&

@@ -34,6 +34,10 @@
 #include <linux/if_tun.h>
 #include <linux/if_link.h>
 #include <linux/sockios.h>
+#include <linux/ethtool.h>
+#include <arpa/inet.h>
+#include <net/if_arp.h>
+#include <sys/wait.h>
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
 #include "libqtest.h"
@@ -152,6 +156,7 @@ typedef struct Frame {
 typedef struct Conn {
     unsigned idx;
     bool v6;
+    uint16_t src_host;      /* last 16 bits of the source address */
     uint16_t sport, dport;
     uint32_t isn;           /* sequence number of offset 0 */
     uint32_t next_off;      /* offset of the next segment of seg() */
@@ -192,6 +197,7 @@ typedef struct RxPacket {
     uint8_t *data;
     size_t len;
     unsigned nbufs;
+    unsigned nempty;        /* buffers of length 0 among them */
 } RxPacket;
 
 typedef struct RscTest {
@@ -343,6 +349,7 @@ static Conn *conn_new(RscTest *t, bool v6)
 
     c->idx = t->conns->len;
     c->v6 = v6;
+    c->src_host = 1;
     c->sport = 40000 + c->idx;
     c->dport = 5001;
     c->isn = 0x10000000u * (c->idx % 15 + 1) + 0x1234 * c->idx + 77;
@@ -407,7 +414,7 @@ static Frame *tcp_frame(RscTest *t, Conn *c, uint32_t off, uint32_t plen)
         ip[6] = c->hbh ? 0 : 6;
         ip[7] = c->ttl;
         ip[8] = 0xfd;
-        ip[23] = 1;
+        stw_be_p(ip + 22, c->src_host);
         ip[24] = 0xfd;
         ip[39] = 2;
         if (c->hbh) {
@@ -425,7 +432,7 @@ static Frame *tcp_frame(RscTest *t, Conn *c, uint32_t off, uint32_t plen)
         ip[8] = c->ttl;
         ip[9] = 6;
         ip[12] = 10;
-        ip[15] = 1;
+        stw_be_p(ip + 14, c->src_host);
         ip[16] = 10;
         ip[19] = 2;
         for (i = IP4_HLEN; i < ip_len; i++) {
@@ -731,6 +738,10 @@ static void tap_netns_setup(void)
     char *err = NULL;
     int pkt, fd;
 
+    if (getenv("RSC_TEST_NO_TAP")) {
+        tap_unavailable = g_strdup("RSC_TEST_NO_TAP is set");
+        return;
+    }
     if (unshare(CLONE_NEWNET | (uid ? CLONE_NEWUSER : 0)) < 0) {
         tap_unavailable = g_strdup_printf("the kernel refused a private "
                                           "network namespace: unshare(%s):"
@@ -754,6 +765,9 @@ static void tap_netns_setup(void)
     write_file("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1", &err);
     g_clear_pointer(&err, g_free);
     write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1", &err);
+    g_clear_pointer(&err, g_free);
+    /* nor the IGMP report of the bridge joining 224.0.0.106 */
+    write_file("/proc/sys/net/ipv4/igmp_link_local_mcast_reports", "0", &err);
     g_clear_pointer(&err, g_free);
     fd = tap_open(&pkt, ifname, &err);
     if (fd < 0) {
@@ -875,6 +889,23 @@ static void rsc_driver_init(RscTest *t)
     rx_setup(t, t->opts.nbufs ? t->opts.nbufs : t->rx->size);
 }
 
+/* Append the machine and device options of @opts to @args. */
+static void rsc_machine_args(GString *args, const RscOpts *opts)
+{
+    g_string_append_printf(args, "-M pc -m 512 -nodefaults "
+                           "-device virtio-net-pci,netdev=n0,id=net0,"
+                           "addr=%d.0,disable-legacy=on,romfile=,"
+                           "rx_queue_size=%d,guest_rsc_ext=on,mrg_rxbuf=%s",
+                           RSC_PCI_SLOT, RX_RING_SIZE,
+                           opts->mergeable ? "on" : "off");
+    if (!opts->default_interval) {
+        g_string_append_printf(args, ",rsc_interval=%u", opts->interval);
+    }
+    if (opts->max_flows) {
+        g_string_append_printf(args, ",rsc_max_flows=%u", opts->max_flows);
+    }
+}
+
 static RscTest *rsc_start(const RscOpts *opts)
 {
     RscTest *t = g_new0(RscTest, 1);
@@ -906,18 +937,7 @@ static RscTest *rsc_start(const RscOpts *opts)
         t->pkt = -1;
         g_string_append_printf(args, "-netdev socket,fd=%d,id=n0 ", sv[1]);
     }
-    g_string_append_printf(args, "-M pc -m 512 -nodefaults "
-                           "-device virtio-net-pci,netdev=n0,id=net0,"
-                           "addr=%d.0,disable-legacy=on,romfile=,"
-                           "rx_queue_size=%d,guest_rsc_ext=on,mrg_rxbuf=%s",
-                           RSC_PCI_SLOT, RX_RING_SIZE,
-                           opts->mergeable ? "on" : "off");
-    if (!opts->default_interval) {
-        g_string_append_printf(args, ",rsc_interval=%u", opts->interval);
-    }
-    if (opts->max_flows) {
-        g_string_append_printf(args, ",rsc_max_flows=%u", opts->max_flows);
-    }
+    rsc_machine_args(args, opts);
     t->qts = qtest_init(args->str);
     close(sv[1]);
 
@@ -1205,10 +1225,16 @@ static void rx_pop(RscTest *t, RxPacket *p)
     }
     ids = g_new(uint32_t, n);
     ids[0] = id;
+    p->nempty = 0;
     for (i = 1; i < n; i++) {
         size_t old = b->len;
 
         rx_pop_elem(t, &ids[i], &len);
+        if (!len) {
+            /* check_packet() tells why num_buffers is too large */
+            p->nempty++;
+            continue;
+        }
         g_byte_array_set_size(b, old + len);
         qtest_bufread(t->qts, rx_buf(t, ids[i]), b->data + old, len);
     }
@@ -1389,15 +1415,6 @@ static void check_packet(RscTest *t, const RxPacket *p, const Expect *e)
                      vhdr_value(p->hdr, j), vhdr_value(vhdr, j), got);
         }
     }
-    if (t->opts.mergeable) {
-        unsigned n = DIV_ROUND_UP(VNET_HDR_LEN + exp_len, t->buf_size);
-
-        if (p->nbufs != n) {
-            rsc_fail("expected %s: num_buffers %u, expected %u for a "
-                     "%zu-byte frame in %u-byte buffers", what, p->nbufs,
-                     n, exp_len, t->buf_size);
-        }
-    }
     if (p->len != exp_len) {
         rsc_fail("expected %s (%zu bytes), got a %s", what, exp_len, got);
     }
@@ -1429,6 +1446,15 @@ static void check_packet(RscTest *t, const RxPacket *p, const Expect *e)
         rsc_fail("expected %s: byte %zu (%s) is 0x%02x, expected 0x%02x",
                  what, i, first->tcp ? field_name(first, i) : "frame",
                  p->data[i], exp[i]);
+    }
+    if (t->opts.mergeable) {
+        unsigned n = DIV_ROUND_UP(VNET_HDR_LEN + exp_len, t->buf_size);
+
+        if (p->nbufs != n) {
+            rsc_fail("expected %s: num_buffers %u (%u of them empty), "
+                     "expected %u for a %zu-byte frame in %u-byte buffers",
+                     what, p->nbufs, p->nempty, n, exp_len, t->buf_size);
+        }
     }
 }
 
@@ -1524,8 +1550,10 @@ static void check_expected_full(RscTest *t, bool required_only)
                 break;
             }
         }
-        if (!e || (!e->coalesced &&
-                   !same_bytes(&p, g_ptr_array_index(e->segs, 0)))) {
+        if (!e || (e->coalesced &&
+                   !(p.hdr[0] & VIRTIO_NET_HDR_F_RSC_INFO)) ||
+            (!e->coalesced &&
+             !same_bytes(&p, g_ptr_array_index(e->segs, 0)))) {
             /* not the next packet of its connection: match by content */
             for (l = t->expect.head; l; l = l->next) {
                 Expect *x = l->data;
@@ -1657,6 +1685,55 @@ static void expire_and_check(RscTest *t)
     assert_idle(t, "units are held until rsc_interval has passed");
     clock_step(t, 1);
     check_expected(t);
+}
+
+/*
+ * Hold a unit of three segments on each connection of @c[0..n-1], sent
+ * in one burst, and expect the units.
+ */
+static void hold_units(RscTest *t, Conn **c, unsigned n)
+{
+    g_autofree Frame **f = g_new(Frame *, 3 * n);
+    g_autofree Frame **all = g_new(Frame *, 3 * n);
+    unsigned i, j;
+
+    for (i = 0; i < n; i++) {
+        segs(t, c[i], f + 3 * i, 3, MSS);
+    }
+    for (j = 0; j < 3; j++) {
+        for (i = 0; i < n; i++) {
+            all[j * n + i] = f[3 * i + j];
+        }
+    }
+    send_frames(t, all, 3 * n);
+    assert_idle(t, "the units are held");
+    for (i = 0; i < n; i++) {
+        expect_unit(t, f + 3 * i, 3);
+    }
+}
+
+/*
+ * Have a unit of @c delivered at once (its last segment is short), and
+ * leave it in the used ring, not yet read by the guest.
+ */
+static void deliver_unread(RscTest *t, Conn *c)
+{
+    Frame *f[3];
+
+    segs(t, c, f, 2, MSS);
+    f[2] = seg(t, c, 700);
+    expect_unit(t, f, 3);
+    send_frames(t, f, 3);
+    backend_sync(t);
+}
+
+/*
+ * The packet of the last expectation may come at once or only when the
+ * timer fires (a unit that is held, in a burst checked with check_now()).
+ */
+static void expect_later(RscTest *t)
+{
+    ((Expect *)g_queue_peek_tail(&t->expect))->flexible = true;
 }
 
 /* --- merge: what may be merged ----------------------------------------- */
@@ -3156,6 +3233,231 @@ static void test_flows_ipv4_ipv6_same_ports(const void *data)
     rsc_end(t);
 }
 
+/*
+ * Pop every used buffer that is ready (rx buffers not mergeable), hand
+ * each packet to @fn and post the buffers again, in a few qtest round
+ * trips per batch.  Returns the number of packets.
+ */
+static unsigned rx_drain_batch(RscTest *t,
+                               void (*fn)(RscTest *t, const uint8_t *hdr,
+                                          const uint8_t *frame, size_t len,
+                                          void *opaque),
+                               void *opaque)
+{
+    uint16_t size = t->rx->size;
+    uint16_t n = used_idx(t, t->rx) - t->used_idx;
+    g_autofree uint8_t *elems = g_malloc(8 * n + 1);
+    g_autofree uint8_t *ids = g_malloc(2 * n + 1);
+    g_autofree uint8_t *buf = g_malloc(t->buf_size);
+    uint16_t i, k, slot;
+    uint16_t le;
+
+    g_assert(!t->opts.mergeable);
+    for (i = 0; i < n; i += k) {
+        slot = (t->used_idx + i) % size;
+        k = MIN(n - i, size - slot);
+        qtest_memread(t->qts, t->rx->used + 4 + 8 * slot, elems + 8 * i,
+                      8 * k);
+    }
+    for (i = 0; i < n; i++) {
+        uint32_t id = ldl_le_p(elems + 8 * i);
+        uint32_t len = ldl_le_p(elems + 8 * i + 4);
+
+        if (id >= size || len < VNET_HDR_LEN || len > t->buf_size) {
+            rsc_fail("used element with id %u, length %u (ring size %u, "
+                     "buffer size %u)", id, len, size, t->buf_size);
+        }
+        qtest_bufread(t->qts, rx_buf(t, id), buf, len);
+        fn(t, buf, buf + VNET_HDR_LEN, len - VNET_HDR_LEN, opaque);
+        stw_le_p(ids + 2 * i, id);
+    }
+    t->used_idx += n;
+    for (i = 0; i < n; i += k) {
+        slot = (t->avail_idx + i) % size;
+        k = MIN(n - i, size - slot);
+        qtest_memwrite(t->qts, t->rx->avail + 4 + 2 * slot, ids + 2 * i,
+                       2 * k);
+    }
+    if (n) {
+        t->avail_idx += n;
+        le = cpu_to_le16(t->avail_idx);
+        qtest_memwrite(t->qts, t->rx->avail + 2, &le, 2);
+        rx_kick(t);
+    }
+    return n;
+}
+
+/* A value of /proc/@pid/status, in kB. */
+static uint64_t proc_status_kb(pid_t pid, const char *key)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)pid);
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    size_t klen = strlen(key);
+    unsigned i;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        rsc_fail("cannot read %s", path);
+    }
+    lines = g_strsplit(text, "\n", -1);
+    for (i = 0; lines[i]; i++) {
+        if (!strncmp(lines[i], key, klen) && lines[i][klen] == ':') {
+            return g_ascii_strtoull(lines[i] + klen + 1, NULL, 10);
+        }
+    }
+    rsc_fail("no %s in %s", key, path);
+}
+
+enum {
+    FLOOD_CONNS = 100000,
+    FLOOD_PER_HOST = 50000,
+    FLOOD_PLEN = 64,
+};
+
+/* The frames of a flood of connections, one segment each. */
+typedef struct Flood {
+    Conn *c;                /* retargeted at each connection in turn */
+    uint8_t *bytes;         /* per connection: payload bytes received */
+    unsigned received;      /* frames received */
+} Flood;
+
+/*
+ * The segment of connection @i of the flood: @c takes its addresses,
+ * ports, sequence numbers and payload.
+ */
+static Frame *flood_frame(RscTest *t, Conn *c, unsigned i)
+{
+    c->idx = i;
+    c->v6 = i & 1;
+    c->src_host = 0x100 + i / FLOOD_PER_HOST;
+    c->sport = 10000 + i % FLOOD_PER_HOST;
+    c->isn = i * 0x9e3779b1u;
+    c->ack = i * 0x85ebca6bu;
+    c->ip_id = i;
+    c->tsval = i;
+    return tcp_frame(t, c, 0, FLOOD_PLEN);
+}
+
+static void flood_check(RscTest *t, const uint8_t *hdr, const uint8_t *p,
+                        size_t len, void *opaque)
+{
+    static const uint8_t zero[10];
+    Flood *fl = opaque;
+    bool v6 = len >= ETH_HLEN && lduw_be_p(p + 12) == ETH_P_IPV6;
+    size_t l4 = ETH_HLEN + (v6 ? IP6_HLEN : IP4_HLEN);
+    unsigned i;
+    Frame *f;
+
+    if (len < l4 + TCP_HLEN) {
+        rsc_fail("flood: %zu-byte packet", len);
+    }
+    i = (lduw_be_p(p + ETH_HLEN + (v6 ? 22 : 14)) - 0x100) * FLOOD_PER_HOST +
+        lduw_be_p(p + l4) - 10000;
+    if (i >= FLOOD_CONNS || (i & 1) != v6) {
+        g_autofree char *d = describe_frame(t, p, len);
+
+        rsc_fail("flood: packet of no connection: %s", d);
+    }
+    f = flood_frame(t, fl->c, i);
+    if (memcmp(hdr, zero, sizeof(zero))) {
+        hexdump("vnet header", hdr, VNET_HDR_LEN);
+        rsc_fail("flood: connection %u: the segment must come untouched, "
+                 "with a zero vnet header", i);
+    }
+    if (len != f->len || memcmp(p, f->data, len)) {
+        hexdump("expected", f->data, f->len);
+        hexdump("got", p, len);
+        rsc_fail("flood: connection %u: got %zu bytes that differ from the "
+                 "%zu-byte segment sent", i, len, f->len);
+    }
+    if (fl->bytes[i]) {
+        rsc_fail("flood: connection %u: its segment came twice", i);
+    }
+    fl->bytes[i] += f->plen;
+    fl->received++;
+}
+
+/* Receive until @n frames of the flood have come. */
+static void flood_receive(RscTest *t, Flood *fl, unsigned n)
+{
+    gint64 deadline = g_get_monotonic_time() + RSC_TIMEOUT_US;
+
+    while (fl->received < n) {
+        if (!rx_drain_batch(t, flood_check, fl) &&
+            g_get_monotonic_time() > deadline) {
+            rsc_fail("flood: %u of %u segments received", fl->received, n);
+        }
+    }
+    /* frames built to check what came */
+    g_ptr_array_set_size(t->frames, 0);
+}
+
+/*
+ * Memory held for coalescing is bounded whatever the traffic: 100000
+ * connections, one segment each, with rsc_interval so long that units
+ * are only delivered when evicted from the default-sized flow table.
+ * Every byte of every connection arrives once, untouched, and QEMU's
+ * VmData and VmRSS grow by less than 1 MiB between the first 5000
+ * connections and the end.
+ */
+static void test_flows_memory_bounded(const void *data)
+{
+    enum { NFLOWS = 64, BATCH = 256, WARMUP = 5000 };
+    RscOpts o = timer_opts(data);
+    g_autofree uint8_t *bytes = g_new0(uint8_t, FLOOD_CONNS);
+    Flood fl = { .bytes = bytes };
+    uint64_t data0 = 0, rss0 = 0, data1, rss1;
+    Frame *f[BATCH];
+    RscTest *t;
+    pid_t pid;
+    unsigned i, n, sent = 0;
+
+    o.interval = UINT32_MAX;
+    o.buf_size = 512;
+    t = rsc_start(&o);
+    pid = qtest_pid(t->qts);
+    g_assert_cmpint(pid, >, 0);
+    fl.c = conn_new(t, false);
+    while (sent < FLOOD_CONNS) {
+        n = MIN(BATCH, FLOOD_CONNS - sent);
+        for (i = 0; i < n; i++) {
+            f[i] = flood_frame(t, fl.c, sent + i);
+        }
+        send_frames(t, f, n);
+        sent += n;
+        flood_receive(t, &fl, sent > NFLOWS ? sent - NFLOWS : 0);
+        if (!data0 && sent >= WARMUP) {
+            data0 = proc_status_kb(pid, "VmData");
+            rss0 = proc_status_kb(pid, "VmRSS");
+        }
+    }
+    assert_idle(t, "the newest units are held");
+    clock_step(t, UINT32_MAX);
+    flood_receive(t, &fl, FLOOD_CONNS);
+    assert_idle(t, "every segment was received");
+    data1 = proc_status_kb(pid, "VmData");
+    rss1 = proc_status_kb(pid, "VmRSS");
+    g_test_message("QEMU memory after %u connections: VmData %" PRIu64
+                   " kB, VmRSS %" PRIu64 " kB; after %u: VmData %" PRIu64
+                   " kB, VmRSS %" PRIu64 " kB", WARMUP, data0, rss0,
+                   FLOOD_CONNS, data1, rss1);
+    for (i = 0; i < FLOOD_CONNS; i++) {
+        if (bytes[i] != FLOOD_PLEN) {
+            rsc_fail("flood: connection %u: %u of %u payload bytes "
+                     "received", i, bytes[i], FLOOD_PLEN);
+        }
+    }
+    if (data1 > data0 + 1024 || rss1 > rss0 + 1024) {
+        rsc_fail("QEMU grew by more than 1 MiB over %u connections: VmData "
+                 "%" PRIu64 " -> %" PRIu64 " kB, VmRSS %" PRIu64 " -> %"
+                 PRIu64 " kB", FLOOD_CONNS - WARMUP, data0, data1, rss0,
+                 rss1);
+    }
+    assert_stat(t, "flush-evict", ==, FLOOD_CONNS - NFLOWS);
+    assert_stat(t, "flush-timer", ==, NFLOWS);
+    rsc_end(t);
+}
+
 /* --- ctrl: CTRL_GUEST_OFFLOADS_SET ------------------------------------ */
 
 /* Bit 61 is accepted in CTRL_GUEST_OFFLOADS_SET when RSC_EXT is on. */
@@ -3200,39 +3502,41 @@ static void test_ctrl_rsc_ext_not_negotiated(const void *data)
 
 /*
  * Clearing TSO4/TSO6 (bit 61 still set) turns RSC off and flushes the
- * held units; setting them turns it on again.
+ * held units of every connection, next to a unit already delivered and
+ * not yet read; segments then come untouched, in order.  Setting TSO4/TSO6
+ * again turns RSC on, and the same connections build units again.
  */
 static void test_ctrl_offloads_toggle(const void *data)
 {
     RscOpts o = timer_opts(data);
     RscTest *t = rsc_start(&o);
-    Conn *c = conn_new(t, false);
-    Conn *c6 = conn_new(t, true);
-    Frame *f[3], *g[3], *h[4];
+    Conn *c[4];
+    Frame *g[6];
+    unsigned i;
 
-    segs(t, c, f, 3, MSS);
-    send_frames(t, f, 3);
-    assert_idle(t, "RSC is on, the unit is held");
+    for (i = 0; i < 4; i++) {
+        c[i] = conn_new(t, i & 1);
+    }
+    hold_units(t, c, 3);
+    deliver_unread(t, c[3]);
     g_assert_cmpuint(ctrl_offloads(t, BIT(VIRTIO_NET_F_GUEST_CSUM) |
                                    BIT(VIRTIO_NET_F_RSC_EXT)),
                      ==, VIRTIO_NET_OK);
-    expect_unit(t, f, 3);
     check_now(t);
-    assert_stat(t, "flush-offloads", ==, 1);
+    assert_stat(t, "flush-offloads", ==, 3);
 
-    g[0] = seg(t, c, MSS);
-    g[1] = seg(t, c6, MSS);
-    g[2] = seg(t, c, MSS);
-    expect_frames(t, g, 3);
-    send_frames(t, g, 3);
+    for (i = 0; i < 6; i++) {
+        g[i] = seg(t, c[i % 4], MSS);
+    }
+    expect_frames(t, g, 6);
+    send_frames(t, g, 6);
     check_now(t);
 
     g_assert_cmpuint(ctrl_offloads(t, RSC_OFFLOADS), ==, VIRTIO_NET_OK);
-    segs(t, c6, h, 2, MSS);
-    segs(t, c, h + 2, 2, MSS);
-    expect_unit(t, h, 2);
-    expect_unit(t, h + 2, 2);
-    send_hold_expire(t, h, 4);
+    hold_units(t, c, 4);
+    expire_and_check(t);
+    /* the six frames sent while RSC was off did not go through it */
+    assert_stat(t, "segments-received", ==, t->nsent - 6);
     rsc_end(t);
 }
 
@@ -3287,74 +3591,504 @@ static void test_ctrl_invalid_no_change(const void *data)
 
 /* --- flush: VM stop, link down, reset ----------------------------------- */
 
-static void hold_unit(RscTest *t, Conn *c, Frame **f)
-{
-    segs(t, c, f, 3, MSS);
-    send_frames(t, f, 3);
-    assert_idle(t, "the unit is held");
-    expect_unit(t, f, 3);
-}
-
-/* Stopping the VM flushes held units (nothing pending for migration). */
+/*
+ * Stopping the VM flushes held units (nothing pending for migration),
+ * next to a unit already delivered and not yet read.  Frames the backend
+ * offers while the VM is stopped wait and, after cont, are coalesced with
+ * the traffic that follows.  Every byte arrives once, in order.
+ */
 static void test_flush_vm_stop(const void *data)
 {
     RscOpts o = timer_opts(data);
     RscTest *t = rsc_start(&o);
-    Conn *c = conn_new(t, false);
-    Frame *f[3];
+    Conn *c[4];
+    Frame *f[5], *g[3];
+    unsigned i;
 
-    hold_unit(t, c, f);
+    for (i = 0; i < 4; i++) {
+        c[i] = conn_new(t, i & 1);
+    }
+    hold_units(t, c, 3);
+    deliver_unread(t, c[3]);
     qtest_qmp_assert_success(t->qts, "{ 'execute': 'stop' }");
     check_now(t);
-    assert_stat(t, "flush-vm-stop", ==, 1);
+    assert_stat(t, "flush-vm-stop", ==, 3);
+
+    segs(t, c[0], f, 3, MSS);
+    send_frames(t, f, 3);
+    assert_idle(t, "the VM is stopped");
     qtest_qmp_assert_success(t->qts, "{ 'execute': 'cont' }");
-    hold_unit(t, c, f);
+    assert_idle(t, "frames offered while stopped start a unit at cont");
+    segs(t, c[0], f + 3, 2, MSS);
+    segs(t, c[1], g, 3, MSS);
+    send_frames(t, f + 3, 2);
+    send_frames(t, g, 3);
+    expect_unit(t, f, 5);
+    expect_unit(t, g, 3);
     expire_and_check(t);
+    assert_stat(t, "segments-received", ==, t->nsent);
     rsc_end(t);
 }
 
-/* Link down flushes held units. */
+static void set_link(RscTest *t, bool up)
+{
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'set_link', 'arguments':"
+                             " { 'name': 'net0', 'up': %i } }", up);
+}
+
+/*
+ * Link down flushes held units, next to a unit already delivered and not
+ * yet read.  Frames offered while the link is down are dropped before
+ * the device, as without RSC: none of them shows up later.  After link
+ * up the same connections build units again.
+ */
 static void test_flush_link_down(const void *data)
 {
     RscOpts o = timer_opts(data);
     RscTest *t = rsc_start(&o);
-    Conn *c = conn_new(t, true);
+    Conn *c[4];
     Frame *f[3];
+    unsigned i, accepted;
 
-    hold_unit(t, c, f);
-    qtest_qmp_assert_success(t->qts, "{ 'execute': 'set_link', 'arguments':"
-                             " { 'name': 'net0', 'up': false } }");
+    for (i = 0; i < 4; i++) {
+        c[i] = conn_new(t, !(i & 1));
+    }
+    hold_units(t, c, 3);
+    deliver_unread(t, c[3]);
+    set_link(t, false);
     check_now(t);
-    assert_stat(t, "flush-link-down", ==, 1);
-    qtest_qmp_assert_success(t->qts, "{ 'execute': 'set_link', 'arguments':"
-                             " { 'name': 'net0', 'up': true } }");
-    hold_unit(t, c, f);
+    assert_stat(t, "flush-link-down", ==, 3);
+
+    accepted = t->nsent;
+    segs(t, c[0], f, 3, MSS);
+    send_frames(t, f, 3);
+    assert_idle(t, "frames offered while the link is down are dropped");
+    set_link(t, true);
+    assert_idle(t, "nothing offered while the link was down comes later");
+    hold_units(t, c, 4);
     expire_and_check(t);
+    assert_stat(t, "segments-received", ==, accepted + 12);
     rsc_end(t);
 }
 
 /*
  * A device reset delivers held units to the ring before the queues are
- * reset (accepted data is never freed); RSC works after the driver set
- * the device up again.
+ * reset (accepted data is never freed), next to a unit already delivered
+ * and not yet read; after the driver has set the device up again, the
+ * same connections build units again.
  */
 static void test_flush_reset(const void *data)
 {
     RscOpts o = timer_opts(data);
     RscTest *t = rsc_start(&o);
-    Conn *c = conn_new(t, false);
-    Frame *f[3];
+    Conn *c[4];
+    unsigned i;
 
-    hold_unit(t, c, f);
+    for (i = 0; i < 4; i++) {
+        c[i] = conn_new(t, i & 1);
+    }
+    hold_units(t, c, 3);
+    deliver_unread(t, c[3]);
     qvirtio_reset(t->vdev);
     t->repost = false;
     check_now(t);
-    assert_stat(t, "flush-reset", >=, 1);
+    assert_stat(t, "flush-reset", ==, 3);
     t->repost = true;
     rsc_driver_init(t);
     g_assert_cmpuint(ctrl_offloads(t, RSC_OFFLOADS), ==, VIRTIO_NET_OK);
-    hold_unit(t, c, f);
+    hold_units(t, c, 4);
     expire_and_check(t);
+    assert_stat(t, "segments-received", ==, t->nsent);
+    rsc_end(t);
+}
+
+/* --- lifecycle: nothing lost across flushes, stops and migration -------- */
+
+/*
+ * Traffic whose unit boundaries the test does not fix: the data frames
+ * sent on each connection, in order, checked with check_stream_packet().
+ */
+typedef struct RscStream {
+    unsigned nconn;         /* connections of the test when created */
+    GPtrArray **frames;     /* per connection: Frame *, in sequence */
+    unsigned *next;         /* per connection: frames received */
+    GPtrArray *sent;        /* Frame *, in the order they were sent */
+} RscStream;
+
+/* A stream over the connections @t has now. */
+static RscStream *stream_new(RscTest *t)
+{
+    RscStream *s = g_new0(RscStream, 1);
+    unsigned i;
+
+    s->nconn = t->conns->len;
+    s->frames = g_new(GPtrArray *, s->nconn);
+    s->next = g_new0(unsigned, s->nconn);
+    s->sent = g_ptr_array_new();
+    for (i = 0; i < s->nconn; i++) {
+        s->frames[i] = g_ptr_array_new();
+    }
+    return s;
+}
+
+static void stream_free(RscStream *s)
+{
+    unsigned i;
+
+    for (i = 0; i < s->nconn; i++) {
+        g_ptr_array_unref(s->frames[i]);
+    }
+    g_ptr_array_unref(s->sent);
+    g_free(s->frames);
+    g_free(s->next);
+    g_free(s);
+}
+
+/* Send @f[0..n-1] in one burst, as traffic of @s. */
+static void stream_send(RscTest *t, RscStream *s, Frame **f, unsigned n)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        g_assert(f[i]->conn >= 0 && f[i]->conn < s->nconn);
+        g_ptr_array_add(s->frames[f[i]->conn], f[i]);
+        g_ptr_array_add(s->sent, f[i]);
+    }
+    send_frames(t, f, n);
+}
+
+/*
+ * Forget the frames of @s from the @accepted-th sent on: the backend
+ * never handed them to the device.
+ */
+static void stream_truncate(RscStream *s, unsigned accepted)
+{
+    unsigned i;
+
+    g_assert_cmpuint(accepted, <=, s->sent->len);
+    for (i = s->sent->len; i > accepted; i--) {
+        Frame *f = g_ptr_array_index(s->sent, i - 1);
+        GPtrArray *cf = s->frames[f->conn];
+
+        g_assert(g_ptr_array_index(cf, cf->len - 1) == f);
+        g_ptr_array_set_size(cf, cf->len - 1);
+    }
+    g_ptr_array_set_size(s->sent, accepted);
+}
+
+/* Check every packet that is ready now; returns how many there were. */
+static unsigned stream_poll(RscTest *t, RscStream *s)
+{
+    unsigned n = 0;
+
+    while (rx_ready(t)) {
+        RxPacket p;
+
+        rx_pop(t, &p);
+        check_stream_packet(t, &p, s->frames, s->next);
+        rx_packet_free(&p);
+        n++;
+    }
+    return n;
+}
+
+static bool stream_complete(RscStream *s)
+{
+    unsigned i;
+
+    for (i = 0; i < s->nconn; i++) {
+        if (s->next[i] != s->frames[i]->len) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Has QEMU read every frame given to the backend? */
+static bool backend_drained(RscTest *t)
+{
+    int outq;
+
+    if (t->pkt >= 0) {
+        return tap_frames_read(t) >= t->nsent;
+    }
+    g_assert_cmpint(ioctl(t->sock, SIOCOUTQ, &outq), ==, 0);
+    return outq == 0;
+}
+
+static G_NORETURN void stream_stuck(RscTest *t, RscStream *s,
+                                    const char *what)
+{
+    unsigned i;
+
+    for (i = 0; i < s->nconn; i++) {
+        g_test_message("conn %u: %u of %u frames received", i, s->next[i],
+                       s->frames[i]->len);
+    }
+    rsc_fail("%s", what);
+}
+
+/*
+ * Receive (and give the buffers back) until QEMU has read everything the
+ * backend was given, so that the next burst cannot block the sender.
+ */
+static void stream_settle(RscTest *t, RscStream *s)
+{
+    gint64 deadline = g_get_monotonic_time() + RSC_TIMEOUT_US;
+
+    while (!backend_drained(t)) {
+        stream_poll(t, s);
+        if (g_get_monotonic_time() > deadline) {
+            stream_stuck(t, s, "QEMU stopped reading the backend");
+        }
+    }
+}
+
+/*
+ * Receive until every frame of @s has arrived, stepping the clock by
+ * @step_ns whenever nothing is ready (0: never); then nothing else may
+ * come.
+ */
+static void stream_finish(RscTest *t, RscStream *s, int64_t step_ns)
+{
+    gint64 deadline = g_get_monotonic_time() + RSC_TIMEOUT_US;
+
+    while (!stream_complete(s)) {
+        if (!stream_poll(t, s) && step_ns) {
+            qtest_clock_step(t->qts, step_ns);
+        }
+        if (g_get_monotonic_time() > deadline) {
+            stream_stuck(t, s, "frames lost or stuck");
+        }
+    }
+    assert_idle(t, "every frame sent was received");
+}
+
+/*
+ * A flush racing new segments: the clock step that fires the timer (or,
+ * with rsc_interval=0, the end of a receive burst) comes while QEMU is
+ * still reading a burst, and only 16 buffers are posted, so a segment
+ * may join a unit, start the next one, or wait for a buffer.  Every byte
+ * arrives exactly once and in order, whichever happens.
+ */
+static void lifecycle_race(const void *data, uint32_t interval)
+{
+    enum { NCONN = 8, ROUNDS = 150, MAX_BURST = 48 };
+    RscOpts o = timer_opts(data);
+    g_autoptr(GRand) rnd = g_rand_new_with_seed(0x52534321);
+    Conn *c[NCONN];
+    RscStream *s;
+    RscTest *t;
+    unsigned i, r;
+
+    o.interval = interval;
+    o.nbufs = 16;
+    t = rsc_start(&o);
+    for (i = 0; i < NCONN; i++) {
+        c[i] = conn_new(t, i & 1);
+    }
+    s = stream_new(t);
+    for (r = 0; r < ROUNDS; r++) {
+        Frame *f[MAX_BURST];
+        unsigned n = g_rand_int_range(rnd, 1, MAX_BURST + 1);
+
+        for (i = 0; i < n; i++) {
+            Conn *x = c[g_rand_int_range(rnd, 0, NCONN)];
+            uint32_t plen = g_rand_int_range(rnd, 0, 4) ?
+                            MSS : g_rand_int_range(rnd, 1, MSS + 1);
+
+            f[i] = seg(t, x, plen);
+        }
+        stream_settle(t, s);
+        stream_send(t, s, f, n);
+        qtest_clock_step(t->qts, g_rand_int_range(rnd, 1, 2 * RSC_INTERVAL));
+        stream_poll(t, s);
+    }
+    stream_finish(t, s, RSC_INTERVAL);
+    assert_stat(t, "segments-received", ==, t->nsent);
+    assert_stat(t, "segments-merged", >, 0);
+    g_test_message("%u frames: %" PRIu64 " units, %" PRIu64 " flushed by "
+                   "the timer, %" PRIu64 " at burst end, %" PRIu64 " not "
+                   "accepted at first", t->nsent,
+                   rsc_stat(t, "units-delivered"), rsc_stat(t, "flush-timer"),
+                   rsc_stat(t, "flush-burst-end"),
+                   rsc_stat(t, "not-accepted"));
+    stream_free(s);
+    rsc_end(t);
+}
+
+static void test_lifecycle_timer_race(const void *data)
+{
+    lifecycle_race(data, RSC_INTERVAL);
+}
+
+static void test_lifecycle_burst_race(const void *data)
+{
+    lifecycle_race(data, 0);
+}
+
+/* A migration from the QEMU of a test to a new one. */
+typedef struct RscMigration {
+    QTestState *dst;        /* the destination */
+    int sock;               /* our end of the destination's socketpair */
+    char *dir;              /* holds the migration socket */
+    char *uri;              /* of the migration socket */
+} RscMigration;
+
+/*
+ * Start a QEMU with the same machine and devices as @t and a new
+ * socketpair backend, and migrate @t's VM to it.  Returns while the
+ * migration runs: what the source's backend is given from now on may or
+ * may not reach the device before the VM stops.
+ */
+static void rsc_migrate_start(RscTest *t, RscMigration *m)
+{
+    g_autoptr(GString) args = g_string_new(NULL);
+    int sv[2];
+
+    g_assert(!t->opts.tap);
+    m->dir = g_dir_make_tmp("virtio-net-rsc-XXXXXX", NULL);
+    g_assert_nonnull(m->dir);
+    m->uri = g_strdup_printf("unix:%s/migration", m->dir);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    m->sock = sv[0];
+    g_string_append_printf(args, "-netdev socket,fd=%d,id=n0 ", sv[1]);
+    rsc_machine_args(args, &t->opts);
+    g_string_append(args, " -incoming defer");
+    m->dst = qtest_init(args->str);
+    close(sv[1]);
+
+    qtest_qmp_assert_success(m->dst, "{ 'execute': 'migrate-incoming',"
+                             " 'arguments': { 'uri': %s } }", m->uri);
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate-set-capabilities',"
+                             " 'arguments': { 'capabilities': [ {"
+                             " 'capability': 'events', 'state': true } ] } }");
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate',"
+                             " 'arguments': { 'uri': %s } }", m->uri);
+}
+
+/*
+ * Wait until the migration has completed and the destination runs; from
+ * then on @t drives the destination.  Returns the source's rsc-stats as
+ * they were at the end.
+ */
+static QDict *rsc_migrate_finish(RscTest *t, RscMigration *m)
+{
+    g_autofree char *path = g_strdup_printf("%s/migration", m->dir);
+    QDict *stats;
+
+    for (;;) {
+        QDict *ev = qtest_qmp_eventwait_ref(t->qts, "MIGRATION");
+        const char *status = qdict_get_str(qdict_get_qdict(ev, "data"),
+                                           "status");
+
+        if (!strcmp(status, "failed") || !strcmp(status, "cancelled")) {
+            rsc_fail("migration %s", status);
+        }
+        if (!strcmp(status, "completed")) {
+            qobject_unref(ev);
+            break;
+        }
+        qobject_unref(ev);
+    }
+    qtest_qmp_eventwait(m->dst, "RESUME");
+    stats = rsc_stats(t);
+
+    qtest_quit(t->qts);
+    close(t->sock);
+    t->qts = m->dst;
+    t->bus->qts = m->dst;
+    t->sock = m->sock;
+    t->nsent = 0;
+    unlink(path);
+    rmdir(m->dir);
+    g_free(m->dir);
+    g_free(m->uri);
+    return stats;
+}
+
+/*
+ * Live migration with units held.  The source flushes them when the VM
+ * stops, before the last RAM pass, so the guest finds every accepted byte
+ * exactly once: read on the source, or in the ring it reads on the
+ * destination.  Frames sent while the migration runs were accepted by the
+ * source (counted in its segments-received, in the order sent) and reach
+ * the guest, or never reached the device.  RSC goes on at the destination.
+ */
+static void test_lifecycle_migration(const void *data)
+{
+    enum { NCONN = 6, BURSTS = 12 };
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autoptr(QDict) src = NULL;
+    RscMigration m;
+    RscStream *s;
+    Conn *c[NCONN];
+    Frame *f[3 * NCONN];
+    unsigned i, j, before;
+
+    for (i = 0; i < NCONN; i++) {
+        c[i] = conn_new(t, i & 1);
+    }
+    s = stream_new(t);
+
+    /* units delivered and read on the source */
+    for (i = 0; i < 3 * NCONN; i++) {
+        f[i] = seg(t, c[i % NCONN], MSS);
+    }
+    stream_send(t, s, f, 3 * NCONN);
+    stream_finish(t, s, RSC_INTERVAL);
+    assert_stat(t, "units-delivered", ==, NCONN);
+
+    /* units held, and one delivered but not read */
+    for (i = 0; i < 3 * NCONN; i++) {
+        f[i] = seg(t, c[i % NCONN], MSS);
+    }
+    stream_send(t, s, f, 3 * NCONN);
+    assert_idle(t, "the units are held");
+    segs(t, c[0], f, 2, MSS);
+    f[2] = seg(t, c[0], 700);
+    stream_send(t, s, f, 3);
+    backend_sync(t);
+    before = s->sent->len;
+
+    /* segments that arrive while the migration runs */
+    rsc_migrate_start(t, &m);
+    for (j = 0; j < BURSTS; j++) {
+        for (i = 0; i < NCONN; i++) {
+            f[i] = seg(t, c[i], MSS);
+        }
+        stream_send(t, s, f, NCONN);
+    }
+    src = rsc_migrate_finish(t, &m);
+    g_test_message("the source accepted %" PRIu64 " of %u frames, %u of "
+                   "them while the migration ran",
+                   stats_get(src, "segments-received"), s->sent->len,
+                   (unsigned)stats_get(src, "segments-received") - before);
+    if (stats_get(src, "segments-received") < before) {
+        rsc_fail("the source accepted %" PRIu64 " frames, %u were read "
+                 "before the migration started",
+                 stats_get(src, "segments-received"), before);
+    }
+    if (stats_get(src, "flush-vm-stop") < 1) {
+        rsc_fail("the source held units when it stopped, flush-vm-stop "
+                 "is 0");
+    }
+    stream_truncate(s, stats_get(src, "segments-received"));
+
+    /* everything accepted is in the ring, without a clock step */
+    stream_finish(t, s, 0);
+
+    /* the destination coalesces */
+    for (i = 0; i < 3 * NCONN; i++) {
+        f[i] = seg(t, c[i % NCONN], MSS);
+    }
+    stream_send(t, s, f, 3 * NCONN);
+    assert_idle(t, "the destination holds units");
+    stream_finish(t, s, RSC_INTERVAL);
+    assert_stat(t, "segments-received", ==, 3 * NCONN);
+    assert_stat(t, "units-delivered", ==, NCONN);
+    stream_free(s);
     rsc_end(t);
 }
 
@@ -3653,6 +4387,805 @@ static void test_tap_data_valid_single(const void *data)
     rsc_end(t);
 }
 
+/* --- hostile: no input from the backend hurts QEMU or other traffic ----- */
+
+/*
+ * A connection with an address pair of its own: frames that flush every
+ * unit of their address pair leave other connections' units alone.
+ */
+static Conn *victim_new(RscTest *t, bool v6)
+{
+    Conn *c = conn_new(t, v6);
+
+    c->src_host = 0x200 + c->idx;
+    return c;
+}
+
+/*
+ * Send @bad[0..n-1] in one burst with the four segments of a well-formed
+ * connection spread between them.  The caller has declared what the
+ * guest gets of @bad, marking with expect_later() what waits for the
+ * timer.  Check that, then that the bystander connection makes one unit
+ * at the timer: QEMU is alive and good traffic was not disturbed.
+ */
+static void hostile_burst(RscTest *t, Frame **bad, unsigned n)
+{
+    Conn *good = victim_new(t, false);
+    g_autofree Frame **all = g_new(Frame *, n + 4);
+    Frame *g[4];
+    unsigned i, j = 0, k = 0;
+
+    segs(t, good, g, 4, MSS);
+    for (i = 0; i < n; i++) {
+        while (k < 3 && i == k * n / 3) {
+            all[j++] = g[k++];
+        }
+        all[j++] = bad[i];
+    }
+    while (k < 4) {
+        all[j++] = g[k++];
+    }
+    send_frames(t, all, j);
+    check_now(t);
+    expect_unit(t, g, 4);
+    expire_and_check(t);
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'query-status' }");
+}
+
+/* Add @f to @bad, to be delivered at once and untouched. */
+static void bad_now(RscTest *t, GPtrArray *bad, Frame *f)
+{
+    expect_frame(t, f);
+    g_ptr_array_add(bad, f);
+}
+
+static void hostile_burst_array(RscTest *t, GPtrArray *bad)
+{
+    hostile_burst(t, (Frame **)bad->pdata, bad->len);
+    g_ptr_array_set_size(bad, 0);
+}
+
+enum {
+    OPTS_NOPS,          /* NOPs, EOL padding */
+    OPTS_UNKNOWN,       /* one option of an unknown kind */
+    OPTS_TS,            /* NOPs, then the timestamp option */
+    OPTS_TS_LENGTH,     /* the timestamp kind with a wrong length */
+    OPTS_LENGTH_0,      /* NOPs, then the timestamp kind with length 0 */
+    OPTS_LENGTH_1,      /* NOPs, then the timestamp kind with length 1 */
+    OPTS_TS_OVERRUN,    /* a timestamp option running past the options */
+    OPTS_TS_TWICE,      /* two timestamp options */
+    OPTS_EOL_GARBAGE,   /* EOL, then bytes that are not zero */
+    OPTS__MAX,
+};
+
+/*
+ * Fill @o with @n bytes of TCP options of @kind, padded with EOL to a
+ * multiple of 4 bytes (*@len).  Returns 1 if segments with these options
+ * may be merged (only NOPs, EOL padding and at most one timestamp option,
+ * in 12 bytes at most), 0 if not, -1 if @kind has no case of @n bytes.
+ */
+static int tcp_opts_case(unsigned kind, unsigned n, uint8_t *o, size_t *len)
+{
+    memset(o, 0, 40);
+    *len = ROUND_UP(n, 4);
+    switch (kind) {
+    case OPTS_NOPS:
+        memset(o, 1, n);
+        return *len <= 12;
+    case OPTS_UNKNOWN:
+        if (n == 0) {
+            return -1;
+        }
+        o[0] = 253;
+        if (n >= 2) {
+            o[1] = n;
+            memset(o + 2, 0xa5, n - 2);
+        }
+        return 0;
+    case OPTS_TS:
+        if (n < 10) {
+            return -1;
+        }
+        memset(o, 1, n - 10);
+        o[n - 10] = 8;
+        o[n - 9] = 10;
+        return *len <= 12;
+    case OPTS_TS_LENGTH:
+        if (n == 0 || n == 10) {
+            return -1;
+        }
+        o[0] = 8;
+        o[1] = n >= 2 ? n : 0;
+        return 0;
+    case OPTS_LENGTH_0:
+    case OPTS_LENGTH_1:
+        if (n < 2) {
+            return -1;
+        }
+        memset(o, 1, n - 2);
+        o[n - 2] = 8;
+        o[n - 1] = kind == OPTS_LENGTH_1;
+        return 0;
+    case OPTS_TS_OVERRUN:
+        if (n < 2) {
+            return -1;
+        }
+        memset(o, 1, n - 2);
+        o[n - 2] = 8;
+        o[n - 1] = 10;
+        return 0;
+    case OPTS_TS_TWICE:
+        if (n < 20) {
+            return -1;
+        }
+        memset(o, 1, n - 20);
+        o[n - 20] = 8;
+        o[n - 19] = 10;
+        o[n - 10] = 8;
+        o[n - 9] = 10;
+        return 0;
+    case OPTS_EOL_GARBAGE:
+        if (n < 2) {
+            return -1;
+        }
+        memset(o + 1, 0xa5, n - 1);
+        return 0;
+    }
+    g_assert_not_reached();
+}
+
+/*
+ * TCP options of every length from 0 to 40 bytes, well and badly encoded.
+ * Two segments of each case make one unit at the timer if their options
+ * may be merged; otherwise each comes at once, untouched.
+ */
+static void test_hostile_tcp_options(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autoptr(GPtrArray) bad = g_ptr_array_new();
+    unsigned kind, n, merged = 0, alone = 0;
+
+    for (kind = 0; kind < OPTS__MAX; kind++) {
+        for (n = 0; n <= 40; n++) {
+            uint8_t opts[40];
+            size_t len;
+            int merge = tcp_opts_case(kind, n, opts, &len);
+            Conn *c;
+            Frame *f[2];
+
+            if (merge < 0) {
+                continue;
+            }
+            c = victim_new(t, n & 1);
+            conn_set_opts(c, opts, len);
+            f[0] = seg(t, c, 100);
+            c->tsval++;
+            f[1] = seg(t, c, 100);
+            if (merge) {
+                expect_unit(t, f, 2);
+                expect_later(t);
+                merged++;
+            } else {
+                expect_frames(t, f, 2);
+                alone += 2;
+            }
+            g_ptr_array_add(bad, f[0]);
+            g_ptr_array_add(bad, f[1]);
+        }
+        hostile_burst_array(t, bad);
+    }
+    g_test_message("%u cases merged, %u frames alone", merged, alone);
+    assert_stat(t, "bypass-tcp-options", ==, alone);
+    rsc_end(t);
+}
+
+/*
+ * Make @f declare only @plen of its payload bytes in the IP header
+ * (checksums fixed): the bytes after them become a trailer.
+ */
+static void frame_declare_payload(Frame *f, uint32_t plen)
+{
+    bool v6 = lduw_be_p(f->data + f->l3 - 2) == ETH_P_IPV6;
+    uint8_t *ip = f->data + f->l3, *tcp = f->data + f->l4;
+    uint32_t tcp_len = f->hdr_len - f->l4 + plen;
+
+    g_assert_cmpuint(plen, <=, f->plen);
+    if (v6) {
+        stw_be_p(ip + 4, tcp_len);
+    } else {
+        stw_be_p(ip + 2, f->l4 - f->l3 + tcp_len);
+        ip4_fix_csum(f);
+    }
+    stw_be_p(tcp + 16, 0);
+    stw_be_p(tcp + 16, ~csum_fold(csum_add(pseudo_sum(ip, v6, tcp_len), tcp,
+                                           tcp_len)) & 0xffff);
+    f->plen = plen;
+}
+
+/* Recompute the checksums of @f after a change of its headers. */
+static void frame_fix_csums(Frame *f)
+{
+    frame_declare_payload(f, f->plen);
+}
+
+/* Set the IPv4 total length or IPv6 payload length field of @f. */
+static void frame_set_ip_length(Frame *f, uint16_t len)
+{
+    if (lduw_be_p(f->data + f->l3 - 2) == ETH_P_IPV6) {
+        stw_be_p(f->data + f->l3 + 4, len);
+    } else {
+        stw_be_p(f->data + f->l3 + 2, len);
+        ip4_fix_csum(f);
+    }
+}
+
+static void hostile_ip_length(RscTest *t, bool v6)
+{
+    static const uint16_t short4[] = { 0, 19, 20, 39, 45, 51 };
+    static const uint16_t short6[] = { 0, 19, 31 };
+    g_autoptr(GPtrArray) bad = g_ptr_array_new();
+    uint16_t dgram;
+    Conn *c;
+    Frame *f[3];
+    unsigned i;
+
+    /* larger than the frame */
+    for (i = 0; i < 3; i++) {
+        f[0] = seg(t, victim_new(t, v6), MSS);
+        dgram = lduw_be_p(f[0]->data + f[0]->l3 + (v6 ? 4 : 2));
+        frame_set_ip_length(f[0], i == 0 ? dgram + 1 :
+                                  i == 1 ? dgram + 1000 : 0xffff);
+        bad_now(t, bad, f[0]);
+    }
+    /* smaller than the IP and TCP headers */
+    for (i = 0; i < (v6 ? ARRAY_SIZE(short6) : ARRAY_SIZE(short4)); i++) {
+        f[0] = seg(t, victim_new(t, v6), MSS);
+        frame_set_ip_length(f[0], v6 ? short6[i] : short4[i]);
+        bad_now(t, bad, f[0]);
+    }
+
+    /* no payload declared: a pure ACK with the payload as trailer */
+    f[0] = seg(t, victim_new(t, v6), MSS);
+    frame_declare_payload(f[0], 0);
+    bad_now(t, bad, f[0]);
+
+    /* the first segment of a unit declares less than it carries */
+    c = victim_new(t, v6);
+    f[0] = seg(t, c, MSS);
+    frame_declare_payload(f[0], 1000);
+    c->next_off = f[0]->off + 1000;
+    f[1] = seg(t, c, 1000);
+    f[2] = seg(t, c, 1000);
+    expect_unit(t, f, 3);
+    expect_later(t);
+    g_ptr_array_add(bad, f[0]);
+    g_ptr_array_add(bad, f[1]);
+    g_ptr_array_add(bad, f[2]);
+
+    /* ... a segment in the middle of a unit */
+    c = victim_new(t, v6);
+    f[0] = seg(t, c, 1000);
+    f[1] = seg(t, c, MSS);
+    frame_declare_payload(f[1], 1000);
+    c->next_off = f[1]->off + 1000;
+    f[2] = seg(t, c, 1000);
+    expect_unit(t, f, 3);
+    expect_later(t);
+    g_ptr_array_add(bad, f[0]);
+    g_ptr_array_add(bad, f[1]);
+    g_ptr_array_add(bad, f[2]);
+
+    /* ... the last one, declaring less than the MSS: the unit ends */
+    c = victim_new(t, v6);
+    f[0] = seg(t, c, 1000);
+    f[1] = seg(t, c, MSS);
+    frame_declare_payload(f[1], 300);
+    expect_unit(t, f, 2);
+    g_ptr_array_add(bad, f[0]);
+    g_ptr_array_add(bad, f[1]);
+
+    hostile_burst_array(t, bad);
+}
+
+/*
+ * IPv4 total length and IPv6 payload length larger than the frame, or
+ * smaller than the headers: delivered at once, untouched.  Smaller than
+ * the frame but covering the headers is legal: what follows the datagram
+ * is a trailer, and a unit takes only the declared payload.
+ */
+static void test_hostile_ip_length(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+
+    hostile_ip_length(t, false);
+    hostile_ip_length(t, true);
+    rsc_end(t);
+}
+
+/*
+ * IPv4 IHL below 5, a version that is not the ethertype's, and IHL above
+ * 5 without real options: delivered at once, untouched.
+ */
+static void test_hostile_ihl(const void *data)
+{
+    static const uint8_t version4[] = { 0x05, 0x65, 0xf5 };
+    static const uint8_t version6[] = { 0x40, 0x00, 0xf0 };
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autoptr(GPtrArray) bad = g_ptr_array_new();
+    Frame *f;
+    unsigned i;
+
+    for (i = 0; i < 16; i++) {
+        if (i == 5) {
+            continue;
+        }
+        f = seg(t, victim_new(t, false), 200);
+        f->data[f->l3] = 0x40 | i;
+        ip4_fix_csum(f);
+        bad_now(t, bad, f);
+    }
+    for (i = 0; i < ARRAY_SIZE(version4); i++) {
+        f = seg(t, victim_new(t, false), 200);
+        f->data[f->l3] = version4[i];
+        ip4_fix_csum(f);
+        bad_now(t, bad, f);
+    }
+    for (i = 0; i < ARRAY_SIZE(version6); i++) {
+        f = seg(t, victim_new(t, true), 200);
+        f->data[f->l3] = version6[i];
+        bad_now(t, bad, f);
+    }
+    hostile_burst_array(t, bad);
+    assert_stat(t, "bypass-ip-options", ==, 10);
+    rsc_end(t);
+}
+
+/*
+ * A TCP data offset below 5, past the segment, or past the IP datagram
+ * into a trailer; and one that takes the payload for options: delivered
+ * at once, untouched.
+ */
+static void test_hostile_data_offset(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autoptr(GPtrArray) bad = g_ptr_array_new();
+    Conn *c;
+    Frame *f;
+    unsigned i, v6;
+
+    for (v6 = 0; v6 < 2; v6++) {
+        for (i = 0; i < 5; i++) {
+            f = seg(t, victim_new(t, v6), 200);
+            f->data[f->l4 + 12] = i << 4;
+            frame_fix_csums(f);
+            bad_now(t, bad, f);
+        }
+        for (i = 9; i < 16; i++) {
+            c = victim_new(t, v6);
+            c->doff = i;
+            bad_now(t, bad, seg(t, c, 0));
+            if (i >= 11) {
+                c->doff = i;
+                bad_now(t, bad, seg(t, c, 10));
+            }
+        }
+        c = victim_new(t, v6);
+        c->doff = 15;
+        c->trailer = 64;
+        bad_now(t, bad, seg(t, c, 0));
+        c = victim_new(t, v6);
+        c->doff = 10;
+        bad_now(t, bad, seg(t, c, 8));
+    }
+    hostile_burst_array(t, bad);
+    assert_stat(t, "bypass-malformed", >=, 2 * 15);
+    rsc_end(t);
+}
+
+/*
+ * Frames with Ethernet padding or a trailer - tiny frames padded to 60
+ * bytes, a tiny datagram in a full-size frame, full-size and jumbo frames
+ * with trailers - followed by full segments of their connection.  What
+ * is held alone comes untouched, padding included; units never take it.
+ */
+static void test_hostile_trailer_then_full(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autoptr(GPtrArray) bad = g_ptr_array_new();
+    Conn *c;
+    Frame *f[5];
+    unsigned i, j, v6;
+
+    for (v6 = 0; v6 < 2; v6++) {
+        /* a tiny segment, a pure ACK, a tiny datagram in 1500 bytes */
+        for (i = 0; i < 3; i++) {
+            c = victim_new(t, v6);
+            if (i < 2) {
+                conn_set_opts(c, NULL, 0);
+            }
+            c->trailer = i == 0 ? 4 : i == 1 ? 6 : 1500;
+            f[0] = seg(t, c, i == 1 ? 0 : 2);
+            c->trailer = 0;
+            segs(t, c, f + 1, 4, i < 2 ? 1460 : MSS);
+            bad_now(t, bad, f[0]);
+            expect_unit(t, f + 1, 4);
+            expect_later(t);
+            for (j = 1; j < 5; j++) {
+                g_ptr_array_add(bad, f[j]);
+            }
+        }
+        /* a 100- or 7000-byte trailer on the first or second segment */
+        for (i = 0; i < 4; i++) {
+            c = victim_new(t, v6);
+            for (j = 0; j < 4; j++) {
+                c->trailer = j != (i & 1) ? 0 : i < 2 ? 100 : 7000;
+                f[j] = seg(t, c, MSS);
+            }
+            if (i == 2 && o.mergeable) {
+                /*
+                 * The trailer fills mergeable buffers that the datagram
+                 * does not need, and a unit could not hand them back:
+                 * the segment is delivered alone, untouched.
+                 */
+                bad_now(t, bad, f[0]);
+                expect_unit(t, f + 1, 3);
+            } else {
+                g_ptr_array_add(bad, f[0]);
+                expect_unit(t, f, 4);
+            }
+            for (j = 1; j < 4; j++) {
+                g_ptr_array_add(bad, f[j]);
+            }
+            expect_later(t);
+        }
+    }
+    /* what corrupted the heap upstream, on many connections */
+    for (i = 0; i < 16; i++) {
+        c = victim_new(t, false);
+        conn_set_opts(c, NULL, 0);
+        c->trailer = 4;
+        f[0] = seg(t, c, 2);
+        c->trailer = 0;
+        segs(t, c, f + 1, 3, 1460);
+        bad_now(t, bad, f[0]);
+        expect_unit(t, f + 1, 3);
+        expect_later(t);
+        for (j = 1; j < 4; j++) {
+            g_ptr_array_add(bad, f[j]);
+        }
+    }
+    hostile_burst_array(t, bad);
+    rsc_end(t);
+}
+
+/*
+ * Floods of 1-byte and of zero-payload segments: 2000 1-byte segments of
+ * one connection and 20 of each of 48 more make one unit each; 500
+ * window updates are absorbed by a held unit; 300 duplicate ACKs (the
+ * first flushes the unit of their connection) and 200 pure ACKs of other
+ * connections each come alone, at once.
+ */
+static void test_hostile_tiny_flood(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autoptr(GPtrArray) bad = g_ptr_array_new();
+    g_autofree Frame **f = g_new(Frame *, 2000);
+    Frame *g[48][20], *x;
+    Conn *c, *m[48];
+    unsigned i, j;
+
+    c = victim_new(t, false);
+    segs(t, c, f, 2000, 1);
+    expect_unit(t, f, 2000);
+    expect_later(t);
+    for (i = 0; i < 2000; i++) {
+        g_ptr_array_add(bad, f[i]);
+    }
+
+    for (i = 0; i < 48; i++) {
+        m[i] = victim_new(t, i & 1);
+    }
+    for (j = 0; j < 20; j++) {
+        for (i = 0; i < 48; i++) {
+            g[i][j] = seg(t, m[i], 1);
+            g_ptr_array_add(bad, g[i][j]);
+        }
+    }
+    for (i = 0; i < 48; i++) {
+        expect_unit(t, g[i], 20);
+        expect_later(t);
+    }
+
+    c = victim_new(t, true);
+    segs(t, c, f, 3, MSS);
+    for (i = 3; i < 503; i++) {
+        c->win = 1000 + i;
+        f[i] = seg(t, c, 0);
+    }
+    expect_unit(t, f, 503);
+    expect_later(t);
+    for (i = 0; i < 503; i++) {
+        g_ptr_array_add(bad, f[i]);
+    }
+
+    c = victim_new(t, false);
+    segs(t, c, f, 3, MSS);
+    expect_unit(t, f, 3);
+    for (i = 0; i < 3; i++) {
+        g_ptr_array_add(bad, f[i]);
+    }
+    for (i = 0; i < 300; i++) {
+        bad_now(t, bad, seg(t, c, 0));
+    }
+
+    for (i = 0; i < 200; i++) {
+        x = seg(t, victim_new(t, i & 1), 0);
+        bad_now(t, bad, x);
+    }
+    hostile_burst_array(t, bad);
+    assert_stat(t, "window-updates", ==, 500);
+    assert_stat(t, "bypass-dup-ack", ==, 1);
+    rsc_end(t);
+}
+
+/*
+ * 1-byte segments fill a unit to the frame limit (65483 segments, the
+ * count needs all 16 bits of csum_start); the next segment starts a new
+ * unit.
+ */
+static void test_hostile_tiny_fill_unit(const void *data)
+{
+    enum { FULL = MAX_FRAME - ETH_HLEN - IP4_HLEN - TCP_HLEN - 12 };
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autofree Frame **f = g_new(Frame *, FULL + 3);
+    Conn *c = conn_new(t, false);
+
+    segs(t, c, f, FULL + 3, 1);
+    expect_unit(t, f, FULL);
+    send_frames(t, f, FULL + 3);
+    check_now(t);
+    assert_stat(t, "flush-full", ==, 1);
+    expect_unit(t, f + FULL, 3);
+    expire_and_check(t);
+    rsc_end(t);
+}
+
+/*
+ * Sequence, ACK and timestamp wrapping at 2^32 in the middle of a unit:
+ * still one unit.  An older timestamp, an older ACK or retransmitted data
+ * across the wrap ends it.
+ */
+static void test_hostile_wrap_mid_unit(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autoptr(GPtrArray) bad = g_ptr_array_new();
+    Conn *c;
+    Frame *f[4];
+    unsigned i, j;
+
+    /* wrap on a segment boundary, then inside a segment (IPv6) */
+    for (i = 0; i < 2; i++) {
+        c = victim_new(t, i);
+        c->isn = i ? -500 : -2 * MSS;
+        c->ack = -3000;
+        c->tsval = -2;
+        for (j = 0; j < 4; j++) {
+            f[j] = seg(t, c, MSS);
+            c->ack += 1000;
+            c->tsval++;
+            g_ptr_array_add(bad, f[j]);
+        }
+        expect_unit(t, f, 4);
+        expect_later(t);
+    }
+    /* older TSval, older ACK, retransmission, each across the wrap */
+    for (i = 0; i < 3; i++) {
+        c = victim_new(t, i & 1);
+        c->isn = -MSS;
+        c->tsval = 5;
+        c->ack = 3;
+        segs(t, c, f, 2, MSS);
+        if (i == 0) {
+            c->tsval = -16;
+        } else if (i == 1) {
+            c->ack = -16;
+        } else {
+            c->next_off = 0;
+        }
+        segs(t, c, f + 2, 2, MSS);
+        expect_unit(t, f, 2);
+        expect_unit(t, f + 2, 2);
+        expect_later(t);
+        for (j = 0; j < 4; j++) {
+            g_ptr_array_add(bad, f[j]);
+        }
+    }
+    hostile_burst_array(t, bad);
+    rsc_end(t);
+}
+
+/* A copy of @f with an 802.1Q tag, as a frame of no connection. */
+static Frame *vlan_copy(RscTest *t, const Frame *f)
+{
+    g_autofree uint8_t *buf = g_malloc(f->len + 4);
+
+    memcpy(buf, f->data, 12);
+    stw_be_p(buf + 12, ETH_P_8021Q);
+    stw_be_p(buf + 14, 7);
+    memcpy(buf + 16, f->data + 12, f->len - 12);
+    return raw_frame(t, buf, f->len + 4);
+}
+
+/*
+ * 802.1Q and 802.1ad tagged frames, whole or cut short, runts of 1 to 13
+ * bytes, and frames that end inside the IP header: delivered at once,
+ * untouched.  A tagged copy of a segment does not disturb the untagged
+ * unit of its connection.
+ */
+static void test_hostile_vlan_runt(const void *data)
+{
+    static const size_t cut[] = { 14, 15, 16, 17, 18, 19, 30, 38, 50, 58 };
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autoptr(GPtrArray) bad = g_ptr_array_new();
+    Conn *c, *tagged;
+    Frame *f[3], *x;
+    unsigned i, v6;
+
+    for (v6 = 0; v6 < 2; v6++) {
+        tagged = victim_new(t, v6);
+        tagged->vlan = true;
+        segs(t, tagged, f, 3, MSS);
+        for (i = 0; i < 3; i++) {
+            bad_now(t, bad, f[i]);
+        }
+        /* an 802.1ad tag */
+        x = seg(t, tagged, MSS);
+        stw_be_p(x->data + 12, 0x88a8);
+        bad_now(t, bad, x);
+        for (i = 0; i < ARRAY_SIZE(cut); i++) {
+            bad_now(t, bad, raw_frame(t, x->data, cut[i]));
+            bad_now(t, bad, raw_frame(t, f[0]->data, cut[i]));
+        }
+        /* untagged unit, tagged copy of its second segment in between */
+        c = victim_new(t, v6);
+        segs(t, c, f, 3, MSS);
+        g_ptr_array_add(bad, f[0]);
+        bad_now(t, bad, vlan_copy(t, f[1]));
+        g_ptr_array_add(bad, f[1]);
+        g_ptr_array_add(bad, f[2]);
+        expect_unit(t, f, 3);
+        expect_later(t);
+    }
+    x = seg(t, victim_new(t, false), MSS);
+    for (i = 1; i < ETH_HLEN; i++) {
+        bad_now(t, bad, raw_frame(t, x->data, i));
+    }
+    hostile_burst_array(t, bad);
+    rsc_end(t);
+}
+
+/*
+ * TCP/IP frames cut at every length up to one byte past their headers,
+ * IPv4 and IPv6, with and without an 802.1Q tag: delivered at once,
+ * untouched, never read past their end.
+ */
+static void test_hostile_truncated(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autoptr(GPtrArray) bad = g_ptr_array_new();
+    Conn *c;
+    Frame *x;
+    unsigned i, k;
+
+    for (k = 0; k < 4; k++) {
+        c = victim_new(t, k & 1);
+        c->vlan = k >= 2;
+        x = seg(t, c, 100);
+        for (i = 1; i <= x->hdr_len + 1; i++) {
+            bad_now(t, bad, raw_frame(t, x->data, i));
+        }
+        hostile_burst_array(t, bad);
+    }
+    rsc_end(t);
+}
+
+/*
+ * Bad TCP checksums (IPv4 and IPv6), bad IPv4 header checksums, both,
+ * and a zero TCP checksum: each segment comes alone, untouched, even
+ * several in a row of one connection; their good retransmissions merge.
+ */
+static void test_hostile_bad_checksums(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    g_autoptr(GPtrArray) bad = g_ptr_array_new();
+    unsigned i, k;
+    Conn *c;
+    Frame *f[3];
+
+    for (k = 0; k < 5; k++) {
+        c = victim_new(t, k == 1);
+        c->bad_tcp_csum = k < 2 || k == 3;
+        c->bad_ip_csum = k >= 2 && k < 4;
+        segs(t, c, f, 3, MSS);
+        for (i = 0; i < 3; i++) {
+            if (k == 4) {
+                g_assert_cmpuint(lduw_be_p(f[i]->data + f[i]->l4 + 16) %
+                                 0xffff, !=, 0);
+                stw_be_p(f[i]->data + f[i]->l4 + 16, 0);
+            }
+            bad_now(t, bad, f[i]);
+        }
+        c->bad_tcp_csum = c->bad_ip_csum = false;
+        for (i = 0; i < 3; i++) {
+            f[i] = tcp_frame(t, c, i * MSS, MSS);
+            g_ptr_array_add(bad, f[i]);
+        }
+        expect_unit(t, f, 3);
+        expect_later(t);
+    }
+    hostile_burst_array(t, bad);
+    assert_stat(t, "bypass-checksum", ==, 15);
+    rsc_end(t);
+}
+
+/*
+ * A frame of 0 bytes (a socket peer can send one) does not stall the
+ * receive path: it is dropped or comes as an empty packet, and the
+ * frames after it arrive.
+ */
+static void test_hostile_zero_length(const void *data)
+{
+    RscOpts o = timer_opts(data);
+    RscTest *t = rsc_start(&o);
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    uint8_t none = 0;
+    unsigned empty = 0;
+    Frame *zero, *f[4];
+    RscStream *s;
+
+    segs(t, victim_new(t, false), f, 4, MSS);
+    s = stream_new(t);
+    zero = raw_frame(t, &none, 0);
+    send1(t, zero);
+    stream_send(t, s, f, 4);
+    clock_step(t, RSC_INTERVAL);
+    while (!stream_complete(s)) {
+        RxPacket p;
+
+        if (!rx_ready(t)) {
+            if (g_get_monotonic_time() > deadline) {
+                g_autoptr(QDict) st = rsc_stats(t);
+
+                rsc_fail("%u of 4 frames after a 0-byte frame arrived: the "
+                         "receive path is stalled (not-accepted %" PRIu64
+                         ")", s->next[0], stats_get(st, "not-accepted"));
+            }
+            continue;
+        }
+        rx_pop(t, &p);
+        if (p.len == 0 && !empty++) {
+            rx_packet_free(&p);
+            continue;
+        }
+        check_stream_packet(t, &p, s->frames, s->next);
+        rx_packet_free(&p);
+    }
+    assert_idle(t, "the frames after the 0-byte frame were received");
+    stream_free(s);
+    rsc_end(t);
+}
+
 static void test_skip(const void *data)
 {
     g_test_skip(data);
@@ -3666,6 +5199,457 @@ enum {
     TAP_ONLY = 4,       /* only through the tap backend */
     GRO = 8,            /* needs the DATA_VALID path (bridge, NAPI tap) */
 };
+
+/* --- demo: a real TCP stream from the Linux kernel --------------------- */
+
+/*
+ * The kernel of the test's network namespace sends DEMO_BYTES over TCP to
+ * a "guest" at DEMO_GUEST_IP, behind the tap.  The guest is this test: it
+ * answers the handshake, checks every payload byte, and ACKs through the
+ * device's transmit queue.  Run once with RSC off and once per flush mode;
+ * `make demo` prints the report.
+ */
+#define DEMO_HOST_IP        0x0a4d0001  /* 10.77.0.1, the namespace */
+#define DEMO_GUEST_IP       0x0a4d0002  /* 10.77.0.2, the guest */
+#define DEMO_PORT           5001
+#define DEMO_BYTES          (4 * 1024 * 1024)
+#define DEMO_ISN            1000
+#define DEMO_TX_BUF         128
+
+typedef struct DemoRun {
+    const char *name;
+    uint32_t interval;      /* rsc_interval */
+    bool rsc;               /* RSC on */
+    uint64_t segs_in;       /* frames QEMU read from the tap */
+    uint64_t pkts_out;      /* TCP packets the guest received */
+    uint64_t coalesced;     /* of them with RSC_INFO */
+    uint64_t merged;        /* counter segments-merged */
+    uint64_t bytes;         /* payload received in order and checked */
+    gint64 usecs;           /* wall time of the transfer */
+} DemoRun;
+
+typedef struct DemoTcp {
+    RscTest *t;
+    uint8_t host_mac[6];    /* the tap's address in the namespace */
+    uint64_t tx_bufs;       /* guest memory for transmitted frames */
+    uint32_t tx_n;          /* frames transmitted */
+    uint16_t ip_id;
+    uint16_t peer_port;
+    uint32_t peer_isn;      /* sequence number of the sender's SYN */
+    uint32_t rcv_nxt;
+    uint32_t snd_nxt;
+    bool synced;            /* SYN seen */
+    bool fin;               /* FIN seen and answered */
+} DemoTcp;
+
+/* The sender, in a child process: connect, write the stream, close. */
+static G_NORETURN void demo_sender(void)
+{
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET,
+        .sin_port = htons(DEMO_PORT),
+        .sin_addr.s_addr = htonl(DEMO_GUEST_IP),
+    };
+    uint8_t buf[16384];
+    uint32_t off = 0;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        _exit(2);
+    }
+    while (off < DEMO_BYTES) {
+        size_t n = MIN(sizeof(buf), DEMO_BYTES - off), i;
+        ssize_t w;
+
+        for (i = 0; i < n; i++) {
+            buf[i] = payload_byte(0, off + i);
+        }
+        w = write(s, buf, n);
+        if (w <= 0) {
+            _exit(3);
+        }
+        off += w;
+    }
+    close(s);
+    _exit(0);
+}
+
+/* Give the tap an address, the guest a static neighbour entry, TSO off. */
+static void demo_net_setup(DemoTcp *d)
+{
+    RscTest *t = d->t;
+    struct ifreq ifr = { 0 };
+    struct arpreq arp = { 0 };
+    struct ethtool_value ev = { .cmd = ETHTOOL_STSO, .data = 0 };
+    struct sockaddr_in *sin;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(s, >=, 0);
+    pstrcpy(ifr.ifr_name, IFNAMSIZ, t->ifname);
+    if (gro_fd >= 0) {
+        /* a bridge port hands its input to the bridge: leave it */
+        struct ifreq br = { 0 };
+
+        pstrcpy(br.ifr_name, IFNAMSIZ, "rscbr0");
+        br.ifr_ifindex = if_nametoindex(t->ifname);
+        ioctl(s, SIOCBRDELIF, &br);
+    }
+    sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(DEMO_HOST_IP);
+    g_assert_cmpint(ioctl(s, SIOCSIFADDR, &ifr), ==, 0);
+    sin->sin_addr.s_addr = htonl(0xffffff00);
+    g_assert_cmpint(ioctl(s, SIOCSIFNETMASK, &ifr), ==, 0);
+    g_assert_cmpint(ioctl(s, SIOCGIFHWADDR, &ifr), ==, 0);
+    memcpy(d->host_mac, ifr.ifr_hwaddr.sa_data, 6);
+
+    sin = (struct sockaddr_in *)&arp.arp_pa;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(DEMO_GUEST_IP);
+    arp.arp_ha.sa_family = ARPHRD_ETHER;
+    memcpy(arp.arp_ha.sa_data, guest_mac, 6);
+    arp.arp_flags = ATF_COM | ATF_PERM;
+    pstrcpy(arp.arp_dev, sizeof(arp.arp_dev), t->ifname);
+    g_assert_cmpint(ioctl(s, SIOCSARP, &arp), ==, 0);
+
+    /*
+     * Without TSO on the tap the kernel segments in software, so QEMU
+     * reads MSS-sized frames, as from a physical NIC.
+     */
+    ifr.ifr_data = (void *)&ev;
+    g_assert_cmpint(ioctl(s, SIOCETHTOOL, &ifr), ==, 0);
+    close(s);
+}
+
+/* Transmit one frame (a 12-byte vnet header is prepended) to the host. */
+static void demo_tx(DemoTcp *d, const uint8_t *frame, size_t len)
+{
+    RscTest *t = d->t;
+    uint32_t size = t->tx->size, slot = d->tx_n % size;
+    uint64_t buf = d->tx_bufs + (uint64_t)slot * DEMO_TX_BUF;
+    gint64 deadline = g_get_monotonic_time() + RSC_TIMEOUT_US;
+    uint8_t desc[16] = { 0 }, vhdr[VNET_HDR_LEN] = { 0 };
+    uint16_t le;
+
+    g_assert_cmpuint(len + VNET_HDR_LEN, <=, DEMO_TX_BUF);
+    /* do not reuse a slot the device has not consumed yet */
+    while (d->tx_n >= size &&
+           (uint16_t)(used_idx(t, t->tx) - (d->tx_n - size)) == 0) {
+        if (g_get_monotonic_time() > deadline) {
+            rsc_fail("the device does not consume transmitted frames");
+        }
+    }
+    qtest_memwrite(t->qts, buf, vhdr, sizeof(vhdr));
+    qtest_memwrite(t->qts, buf + VNET_HDR_LEN, frame, len);
+    stq_le_p(desc, buf);
+    stl_le_p(desc + 8, len + VNET_HDR_LEN);
+    qtest_memwrite(t->qts, t->tx->desc + 16 * slot, desc, sizeof(desc));
+    le = cpu_to_le16(slot);
+    qtest_memwrite(t->qts, t->tx->avail + 4 + 2 * (d->tx_n % size), &le, 2);
+    d->tx_n++;
+    le = cpu_to_le16(d->tx_n);
+    qtest_memwrite(t->qts, t->tx->avail + 2, &le, 2);
+    t->vdev->bus->virtqueue_kick(t->vdev, t->tx);
+}
+
+/* Send a segment without payload from the guest to the sender. */
+static void demo_send_tcp(DemoTcp *d, uint8_t flags, bool mss_option)
+{
+    uint8_t f[ETH_HLEN + IP4_HLEN + TCP_HLEN + 4] = { 0 };
+    uint8_t *ip = f + ETH_HLEN, *tcp = ip + IP4_HLEN;
+    unsigned tcphl = TCP_HLEN + (mss_option ? 4 : 0);
+    uint32_t sum;
+
+    memcpy(f, d->host_mac, 6);
+    memcpy(f + 6, guest_mac, 6);
+    stw_be_p(f + 12, ETH_P_IP);
+    ip[0] = 0x45;
+    stw_be_p(ip + 2, IP4_HLEN + tcphl);
+    stw_be_p(ip + 4, d->ip_id++);
+    stw_be_p(ip + 6, IP_DF);
+    ip[8] = 64;
+    ip[9] = 6;
+    stl_be_p(ip + 12, DEMO_GUEST_IP);
+    stl_be_p(ip + 16, DEMO_HOST_IP);
+    stw_be_p(ip + 10, csum_fold(csum_add(0, ip, IP4_HLEN)) ^ 0xffff);
+    stw_be_p(tcp, DEMO_PORT);
+    stw_be_p(tcp + 2, d->peer_port);
+    stl_be_p(tcp + 4, d->snd_nxt);
+    stl_be_p(tcp + 8, d->rcv_nxt);
+    tcp[12] = (tcphl / 4) << 4;
+    tcp[13] = flags;
+    stw_be_p(tcp + 14, 65535);
+    if (mss_option) {
+        tcp[20] = 2;
+        tcp[21] = 4;
+        stw_be_p(tcp + 22, 1460);
+    }
+    sum = csum_add(pseudo_sum(ip, false, tcphl), tcp, tcphl);
+    stw_be_p(tcp + 16, csum_fold(sum) ^ 0xffff);
+    demo_tx(d, f, ETH_HLEN + IP4_HLEN + tcphl);
+    if (flags & (TCP_SYN | TCP_FIN)) {
+        d->snd_nxt++;
+    }
+}
+
+/* Handle one packet the guest received; count it in @r. */
+static void demo_rx(DemoTcp *d, DemoRun *r, const RxPacket *p)
+{
+    const uint8_t *ip = p->data + ETH_HLEN, *tcp;
+    uint32_t seq, plen, off, i;
+    unsigned iphl, tcphl;
+    uint8_t flags;
+
+    if (p->len < ETH_HLEN + IP4_HLEN + TCP_HLEN ||
+        lduw_be_p(p->data + 12) != ETH_P_IP || ip[9] != 6 ||
+        ldl_be_p(ip + 16) != DEMO_GUEST_IP) {
+        return;     /* not of the stream */
+    }
+    iphl = (ip[0] & 0xf) * 4;
+    tcp = ip + iphl;
+    tcphl = (tcp[12] >> 4) * 4;
+    if (lduw_be_p(tcp + 2) != DEMO_PORT ||
+        lduw_be_p(ip + 2) > p->len - ETH_HLEN) {
+        rsc_fail("demo: unexpected packet of %zu bytes", p->len);
+    }
+    seq = ldl_be_p(tcp + 4);
+    flags = tcp[13];
+    plen = lduw_be_p(ip + 2) - iphl - tcphl;
+    r->pkts_out++;
+    if (p->hdr[0] & VIRTIO_NET_HDR_F_RSC_INFO) {
+        r->coalesced++;
+        if (csum_fold(csum_add(0, ip, iphl)) != 0xffff) {
+            rsc_fail("demo: coalesced packet with a bad IPv4 checksum");
+        }
+    }
+
+    if (flags & TCP_SYN) {
+        d->peer_port = lduw_be_p(tcp);
+        d->peer_isn = seq;
+        d->rcv_nxt = seq + 1;
+        d->snd_nxt = DEMO_ISN;
+        d->synced = true;
+        demo_send_tcp(d, TCP_SYN | TCP_ACK, true);
+        return;
+    }
+    if (!d->synced) {
+        return;
+    }
+    if (plen && seq == d->rcv_nxt) {
+        off = seq - d->peer_isn - 1;
+        for (i = 0; i < plen; i++) {
+            if (tcp[tcphl + i] != payload_byte(0, off + i)) {
+                rsc_fail("demo: stream byte %u is 0x%02x, expected 0x%02x",
+                         off + i, tcp[tcphl + i], payload_byte(0, off + i));
+            }
+        }
+        d->rcv_nxt += plen;
+        r->bytes += plen;
+    }
+    if ((flags & TCP_FIN) && seq + plen == d->rcv_nxt && !d->fin) {
+        d->rcv_nxt++;
+        d->fin = true;
+        demo_send_tcp(d, TCP_FIN | TCP_ACK, false);
+        return;
+    }
+    demo_send_tcp(d, TCP_ACK, false);
+}
+
+static void demo_run(DemoRun *r)
+{
+    RscOpts o = { .interval = r->interval, .tap = true };
+    DemoTcp d = { 0 };
+    RscTest *t = rsc_start(&o);
+    uint64_t read0;
+    uint32_t shown = 0;
+    gint64 start, deadline;
+    int status = 0;
+    pid_t pid;
+
+    d.t = t;
+    if (!r->rsc) {
+        /* netkvm turns RSC off by clearing TSO4/TSO6, keeping bit 61 */
+        g_assert_cmpuint(ctrl_offloads(t, BIT(VIRTIO_NET_F_GUEST_CSUM) |
+                                       BIT(VIRTIO_NET_F_RSC_EXT)), ==,
+                         VIRTIO_NET_OK);
+    }
+    d.tx_bufs = guest_alloc(&t->alloc, (uint64_t)t->tx->size * DEMO_TX_BUF);
+    demo_net_setup(&d);
+    read0 = tap_frames_read(t);
+
+    g_test_message("demo: %s: %u KiB from the kernel's TCP to the guest",
+                   r->name, DEMO_BYTES / 1024);
+    start = g_get_monotonic_time();
+    deadline = start + 120 * G_USEC_PER_SEC;
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        demo_sender();
+    }
+    while (!d.fin || r->bytes < DEMO_BYTES) {
+        if (rx_ready(t)) {
+            RxPacket p;
+
+            rx_pop(t, &p);
+            demo_rx(&d, r, &p);
+            rx_packet_free(&p);
+            if (r->bytes >= shown + DEMO_BYTES / 4) {
+                shown = r->bytes - r->bytes % (DEMO_BYTES / 4);
+                g_test_message("demo: %s: %3u%%  %" PRIu64 " packets",
+                               r->name, shown / (DEMO_BYTES / 100),
+                               r->pkts_out);
+            }
+            continue;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            kill(pid, SIGKILL);
+            rsc_fail("demo: %s: transfer stalled at %" PRIu64 " bytes",
+                     r->name, r->bytes);
+        }
+        if (r->interval) {
+            /* virtual time only moves when the test says so */
+            qtest_clock_step(t->qts, r->interval / 4);
+        }
+    }
+    r->usecs = g_get_monotonic_time() - start;
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        rsc_fail("demo: the sender failed (status 0x%x)", status);
+    }
+    r->segs_in = tap_frames_read(t) - read0;
+    r->merged = rsc_stat(t, "segments-merged");
+    if (g_test_verbose() || getenv("RSC_DEMO")) {
+        g_autoptr(QDict) s = rsc_stats(t);
+        const QDictEntry *e;
+
+        for (e = qdict_first(s); e; e = qdict_next(s, e)) {
+            uint64_t v = stats_get(s, qdict_entry_key(e));
+
+            if (v) {
+                g_test_message("demo: %s: rsc-stats %-20s %" PRIu64,
+                               r->name, qdict_entry_key(e), v);
+            }
+        }
+    }
+    rsc_end(t);
+}
+
+/* Count and check a packet of the synthetic stream of @c. */
+static void demo_rx_socket(DemoRun *r, Conn *c, const RxPacket *p)
+{
+    const uint8_t *ip = p->data + ETH_HLEN, *tcp = ip + IP4_HLEN;
+    uint32_t off, plen, i;
+    unsigned tcphl;
+
+    g_assert_cmpuint(p->len, >=, ETH_HLEN + IP4_HLEN + TCP_HLEN);
+    tcphl = (tcp[12] >> 4) * 4;
+    plen = lduw_be_p(ip + 2) - IP4_HLEN - tcphl;
+    off = ldl_be_p(tcp + 4) - c->isn;
+    g_assert_cmpuint(off, ==, r->bytes);
+    for (i = 0; i < plen; i++) {
+        if (tcp[tcphl + i] != payload_byte(c->idx, off + i)) {
+            rsc_fail("demo: stream byte %u is 0x%02x, expected 0x%02x",
+                     off + i, tcp[tcphl + i], payload_byte(c->idx, off + i));
+        }
+    }
+    r->bytes += plen;
+    r->pkts_out++;
+    if (p->hdr[0] & VIRTIO_NET_HDR_F_RSC_INFO) {
+        r->coalesced++;
+    }
+}
+
+/*
+ * Without a tap there is no kernel TCP stream: the same transfer as
+ * segments the test builds itself, written to the socket backend in
+ * bursts of 32, as a sender with a 46 KiB window would.
+ */
+static void demo_run_socket(DemoRun *r)
+{
+    RscOpts o = { .interval = r->interval };
+    RscTest *t = rsc_start(&o);
+    Conn *c = conn_new(t, false);
+    uint32_t sent = 0;
+    gint64 start;
+
+    if (!r->rsc) {
+        g_assert_cmpuint(ctrl_offloads(t, BIT(VIRTIO_NET_F_GUEST_CSUM) |
+                                       BIT(VIRTIO_NET_F_RSC_EXT)), ==,
+                         VIRTIO_NET_OK);
+    }
+    start = g_get_monotonic_time();
+    while (sent < DEMO_BYTES) {
+        Frame *f[32];
+        unsigned n = 0;
+
+        while (n < ARRAY_SIZE(f) && sent < DEMO_BYTES) {
+            f[n] = seg(t, c, MIN(MSS, DEMO_BYTES - sent));
+            sent += f[n++]->plen;
+        }
+        send_frames(t, f, n);
+        r->segs_in += n;
+        if (r->interval) {
+            clock_step(t, r->interval);
+        }
+        /* the sender waits for the window: everything sent arrives */
+        while (r->bytes < sent) {
+            RxPacket p;
+
+            rx_pop(t, &p);
+            demo_rx_socket(r, c, &p);
+            rx_packet_free(&p);
+        }
+    }
+    r->usecs = g_get_monotonic_time() - start;
+    r->merged = rsc_stat(t, "segments-merged");
+    rsc_end(t);
+}
+
+static void test_demo_kernel_tcp(void)
+{
+    DemoRun runs[] = {
+        { .name = "RSC off", .interval = 0, .rsc = false },
+        { .name = "rsc_interval=300000", .interval = 300000, .rsc = true },
+        { .name = "rsc_interval=0", .interval = 0, .rsc = true },
+    };
+    unsigned i;
+
+    if (tap_unavailable) {
+        g_test_message("demo: no tap here (%s): falling back to the socket "
+                       "backend with segments the test builds",
+                       tap_unavailable);
+    }
+    for (i = 0; i < ARRAY_SIZE(runs); i++) {
+        if (tap_unavailable) {
+            demo_run_socket(&runs[i]);
+        } else {
+            demo_run(&runs[i]);
+        }
+        g_assert_cmpuint(runs[i].bytes, ==, DEMO_BYTES);
+        if (runs[i].rsc) {
+            /* the feature must be visible in a real stream */
+            g_assert_cmpuint(runs[i].coalesced, >, 0);
+            g_assert_cmpuint(runs[i].merged, >, 0);
+        } else {
+            g_assert_cmpuint(runs[i].coalesced, ==, 0);
+        }
+    }
+    g_test_message("demo: report (%u KiB, one TCP connection, MSS 1448, "
+                   "%s)", DEMO_BYTES / 1024,
+                   tap_unavailable ? "socket backend, synthetic segments" :
+                   "tap backend, the kernel's TCP stack");
+    g_test_message("demo: %-22s %10s %12s %10s %10s %8s", "", "segs in",
+                   "packets out", "segs/pkt", "coalesced", "MiB/s");
+    for (i = 0; i < ARRAY_SIZE(runs); i++) {
+        DemoRun *r = &runs[i];
+
+        g_test_message("demo: %-22s %10" PRIu64 " %12" PRIu64 " %10.2f "
+                       "%10" PRIu64 " %8.1f", r->name, r->segs_in,
+                       r->pkts_out, (double)r->segs_in / r->pkts_out,
+                       r->coalesced,
+                       (double)r->bytes / r->usecs * 1e6 / (1 << 20));
+    }
+}
 
 typedef struct RscTestCase {
     const char *name;
@@ -3746,6 +5730,7 @@ static const RscTestCase rsc_tests[] = {
     { "flows/evict-oldest", test_flows_evict_oldest, 0 },
     { "flows/table-bounded", test_flows_table_bounded, 0 },
     { "flows/ipv4-ipv6-same-ports", test_flows_ipv4_ipv6_same_ports, 0 },
+    { "flows/memory-bounded", test_flows_memory_bounded, 0 },
     { "ctrl/rsc-ext-accepted", test_ctrl_rsc_ext_accepted, 0 },
     { "ctrl/rsc-ext-not-negotiated", test_ctrl_rsc_ext_not_negotiated,
       0 },
@@ -3755,9 +5740,25 @@ static const RscTestCase rsc_tests[] = {
     { "flush/vm-stop", test_flush_vm_stop, 0 },
     { "flush/link-down", test_flush_link_down, 0 },
     { "flush/reset", test_flush_reset, 0 },
+    { "lifecycle/migration", test_lifecycle_migration, MRG },
+    { "lifecycle/timer-race", test_lifecycle_timer_race, MRG | TAP },
+    { "lifecycle/burst-race", test_lifecycle_burst_race, MRG },
     { "lossless/ring-pressure", test_lossless_ring_pressure, MRG | TAP },
     { "lossless/ring-exhausted", test_lossless_ring_exhausted, MRG },
     { "stats/counters", test_stats_counters, 0 },
+    { "hostile/tcp-options", test_hostile_tcp_options, 0 },
+    { "hostile/ip-length", test_hostile_ip_length, MRG | TAP },
+    { "hostile/ihl", test_hostile_ihl, 0 },
+    { "hostile/data-offset", test_hostile_data_offset, 0 },
+    { "hostile/trailer-then-full", test_hostile_trailer_then_full,
+      MRG | TAP },
+    { "hostile/tiny-flood", test_hostile_tiny_flood, MRG },
+    { "hostile/tiny-fill-unit", test_hostile_tiny_fill_unit, MRG },
+    { "hostile/wrap-mid-unit", test_hostile_wrap_mid_unit, 0 },
+    { "hostile/vlan-runt", test_hostile_vlan_runt, 0 },
+    { "hostile/truncated", test_hostile_truncated, 0 },
+    { "hostile/zero-length", test_hostile_zero_length, 0 },
+    { "hostile/bad-checksums", test_hostile_bad_checksums, TAP },
     { "needs-csum/merge", test_tap_needs_csum_merge, TAP_ONLY | MRG },
     { "needs-csum/single-untouched", test_tap_needs_csum_single, TAP_ONLY },
     { "gso/passthrough", test_tap_gso_passthrough, TAP_ONLY | MRG },
@@ -3805,5 +5806,6 @@ int main(int argc, char **argv)
             }
         }
     }
+    qtest_add_func("virtio-net-rsc/demo/kernel-tcp", test_demo_kernel_tcp);
     return g_test_run();
 }

@@ -569,13 +569,17 @@ static void check_inflight(Ctx *c, const uint8_t *buf, size_t size,
 }
 
 static NetRscBegin fake_begin(void *opaque, unsigned queue,
-                              const uint8_t *buf, size_t size, void **unit)
+                              const uint8_t *buf, size_t size, size_t keep,
+                              void **unit)
 {
     Ctx *c = opaque;
     Entry *e = c->inflight;
     Unit *u;
 
     check_inflight(c, buf, size, "unit_begin");
+    CHECK(keep > 0 && keep <= size - c->vhl,
+          "unit_begin keeps %zu bytes of a %zu-byte frame", keep,
+          size - c->vhl);
     CHECK(queue == e->queue, "unit_begin on queue %u, frame on %u", queue,
           e->queue);
     CHECK(mergeable(&e->f) && e->f.payload_len > 0,

@@ -41,7 +41,8 @@ typedef struct Fake {
 } Fake;
 
 static NetRscBegin fake_begin(void *opaque, unsigned queue,
-                              const uint8_t *buf, size_t size, void **unit)
+                              const uint8_t *buf, size_t size, size_t keep,
+                              void **unit)
 {
     Fake *f = opaque;
     size_t vhl = f->vhl;

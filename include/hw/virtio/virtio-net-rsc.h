@@ -85,10 +85,14 @@ typedef struct NetRscOps {
     /*
      * @unit_begin: take guest buffer(s) for a new unit on @queue and copy
      * the whole frame @buf/@size into them, exactly as a frame delivered
-     * alone would be written.  On NET_RSC_BEGIN_OK, *@unit is the handle.
+     * alone would be written.  Only the first @keep bytes of the frame
+     * (headers and payload, no trailer) stay in the unit if it grows:
+     * return NET_RSC_BEGIN_CANNOT if the buffers taken for the rest could
+     * then not be handed back.  On NET_RSC_BEGIN_OK, *@unit is the handle.
      */
     NetRscBegin (*unit_begin)(void *opaque, unsigned queue,
-                              const uint8_t *buf, size_t size, void **unit);
+                              const uint8_t *buf, size_t size, size_t keep,
+                              void **unit);
     /*
      * @unit_write: copy @len bytes of @data to frame offset @offset
      * (0 = first byte of the Ethernet header) of @unit, taking more guest

@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Turn the raw lines of scripts/bench.sh into bench/RESULTS.md and a plot.
+# Usage: report.py RAW MACHINE RESULTS.md PLOT.png [MICROBENCH.md]
+
+import statistics
+import sys
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+CASES = [
+    ("v4-1448", "1 flow, MSS 1448"),
+    ("ts-1448", "1 flow, timestamps, MSS 1448"),
+    ("v6-1448", "IPv6, MSS 1448"),
+    ("f64-1448", "64 flows, MSS 1448"),
+    ("f4096-1448", "4096 flows, MSS 1448"),
+    ("v4-8948", "1 flow, MSS 8948"),
+    ("ts-8948", "1 flow, timestamps, MSS 8948"),
+    ("v6-8948", "IPv6, MSS 8948"),
+    ("f64-8948", "64 flows, MSS 8948"),
+    ("f4096-8948", "4096 flows, MSS 8948"),
+    ("nocsum-1448", "1 flow, no checksum flags, MSS 1448"),
+]
+SHORT = {
+    "v4-1448": "1 flow", "ts-1448": "1 flow TS", "v6-1448": "IPv6",
+    "f64-1448": "64 flows", "f4096-1448": "4096 flows",
+    "v4-8948": "1 flow", "ts-8948": "1 flow TS", "v6-8948": "IPv6",
+    "f64-8948": "64 flows", "f4096-8948": "4096 flows",
+    "nocsum-1448": "1 flow\nno csum flags",
+}
+CONFIGS = [
+    ("base", "upstream RSC (base)"),
+    ("off", "ours, RSC off"),
+    ("on", "ours, RSC on, 300 us"),
+    ("on0", "ours, RSC on, interval 0"),
+    ("on-mf64", "ours, RSC on, 300 us, 64-flow table"),
+]
+COLORS = {"base": "#d62728", "off": "#7f7f7f", "on": "#1f77b4",
+          "on0": "#2ca02c", "on-mf64": "#9467bd"}
+
+
+def load(path):
+    runs = {}
+    for line in open(path):
+        kv = dict(f.split("=", 1) for f in line.split())
+        n = {k: int(v) for k, v in kv.items()
+             if k not in ("case", "config") and v.lstrip("-").isdigit()}
+        segs = n["live_segs"]
+        m = {
+            "net": (n["live_cpu_ns"] - n["idle_cpu_ns"]) / segs,
+            "dev": (n["live_cpu_ns"] - n["down_cpu_ns"]) / segs,
+            "backend": (n["down_cpu_ns"] - n["idle_cpu_ns"]) / n["down_segs"],
+            "harness": n["idle_cpu_ns"] / segs,
+            "byte": (n["live_cpu_ns"] - n["idle_cpu_ns"]) / n["live_bytes"],
+            "spp": segs / n["live_pkts"],
+            "lost": n["lost_bytes"],
+            "run": n["run"],
+        }
+        runs.setdefault((kv["case"], kv["config"]), []).append(m)
+    return runs
+
+
+def stat(vals):
+    return statistics.median(vals), min(vals), max(vals)
+
+
+def fmt(vals, digits=0):
+    if not vals:
+        return "-"
+    med, lo, hi = stat(vals)
+    return f"{med:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
+
+
+def column(runs, case, cfg, key):
+    return [r[key] for r in runs.get((case, cfg), [])]
+
+
+def paired(runs, case, a, b, key="net"):
+    """Per-run ratios a/b of runs with the same index."""
+    ra = {r["run"]: r[key] for r in runs.get((case, a), [])}
+    rb = {r["run"]: r[key] for r in runs.get((case, b), [])}
+    return [ra[i] / rb[i] for i in sorted(ra) if i in rb and rb[i] > 0]
+
+
+def table(runs, cases, configs, key, digits):
+    head = "| case | " + " | ".join(label for _, label in configs) + " |"
+    rows = [head, "|" + "---|" * (len(configs) + 1)]
+    for case, label in cases:
+        cells = [fmt(column(runs, case, cfg, key), digits)
+                 for cfg, _ in configs]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def verdict(vals, limit):
+    if not vals:
+        return "-"
+    med = statistics.median(vals)
+    return f"{med:.2f} {'yes' if med <= limit else '**no**'}"
+
+
+def plot(runs, cases, configs, path):
+    groups = [(f"MSS {mss}", [c for c, _ in cases if c.endswith(mss)])
+              for mss in ("1448", "8948")]
+    groups = [g for g in groups if g[1]]
+    fig, axes = plt.subplots(2, len(groups), figsize=(7 * len(groups), 9),
+                             squeeze=False)
+    width = 0.8 / len(configs)
+    for col, (gname, gcases) in enumerate(groups):
+        for row, key, title, log in (
+                (0, "net", "QEMU CPU ns per injected segment", False),
+                (1, "spp", "segments per delivered packet", True)):
+            ax = axes[row][col]
+            for i, (cfg, label) in enumerate(configs):
+                xs, meds, errs = [], [], [[], []]
+                for x, case in enumerate(gcases):
+                    vals = column(runs, case, cfg, key)
+                    if not vals:
+                        continue
+                    med, lo, hi = stat(vals)
+                    xs.append(x + (i - (len(configs) - 1) / 2) * width)
+                    meds.append(med)
+                    errs[0].append(med - lo)
+                    errs[1].append(hi - med)
+                ax.bar(xs, meds, width, yerr=errs, label=label,
+                       color=COLORS[cfg], capsize=2)
+            ax.set_xticks(range(len(gcases)))
+            ax.set_xticklabels([SHORT[c] for c in gcases], fontsize=8)
+            ax.set_title(f"{title}, {gname}", fontsize=10)
+            if log:
+                ax.set_yscale("log")
+            ax.grid(axis="y", which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("virtio-net RSC, upstream vs ours: median of the runs, "
+                 "bars min-max", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    raw, machine, out, png = sys.argv[1:5]
+    micro = sys.argv[5] if len(sys.argv) > 5 else None
+    runs = load(raw)
+    info = dict(line.rstrip("\n").split("=", 1) for line in open(machine))
+    cases = [c for c in CASES if any((c[0], k) in runs for k, _ in CONFIGS)]
+    configs = [c for c in CONFIGS if any((k, c[0]) in runs for k, _ in CASES)]
+    nruns = max(len(v) for v in runs.values())
+    lost = sum(r["lost"] != 0 for v in runs.values() for r in v)
+    plot(runs, cases, configs, png)
+
+    md = []
+    w = md.append
+    w("# RSC benchmark: upstream vs ours, side by side\n")
+    w("Generated by `scripts/bench.sh` (`make bench`); do not edit by hand.\n")
+    w(f"- Command: `{info['command']}`")
+    w(f"- Machine: {info['nproc']} CPUs, {info['cpu']}, {info['kernel']}; "
+      f"load average at the end {info['load']} (the machine was shared)")
+    w(f"- Date: {info['date']}; trees: {info['base']} (upstream) and "
+      f"repository {info['ours']} (ours)")
+    w(f"- {nruns} runs per cell, each a fresh QEMU; cells show the median "
+      "and (min-max) over the runs; ratios are per run (same run index, "
+      "run back to back) then median (min-max).")
+    w(f"- Runs where bytes went missing: {lost}.\n")
+    w("![results](results.png)\n")
+
+    w("## QEMU CPU per injected segment (ns), net of the harness\n")
+    w("CPU time of all QEMU threads in the live pass minus the idle pass "
+      "(the same qtest commands without segments), per segment.  This "
+      "includes reading the tap.\n")
+    w(table(runs, cases, configs, "net", 0) + "\n")
+
+    w("## Ratios (QEMU CPU per segment)\n")
+    head = ("| case | on / off | on / upstream | on0 / off | on0 / upstream "
+            "| off / upstream |")
+    w(head)
+    w("|---|---|---|---|---|---|")
+    for case, label in cases:
+        cells = [fmt(paired(runs, case, a, b), 2) for a, b in (
+            ("on", "off"), ("on", "base"), ("on0", "off"), ("on0", "base"),
+            ("off", "base"))]
+        w(f"| {label} | " + " | ".join(cells) + " |")
+    w("")
+
+    w("## Targets (issue 5), RSC on with rsc_interval=300000\n")
+    w("Median of the per-run ratios; \"net\" is QEMU CPU per segment as "
+      "above, \"device\" leaves out reading the tap (see below).\n")
+    w("| case | on / off <= 0.6: net | device | on / upstream <= 0.35 "
+      "(0.5 with timestamps): net | device |")
+    w("|---|---|---|---|---|")
+    for case, label in cases:
+        lim = 0.5 if case.startswith("ts-") else 0.35
+        w(f"| {label} "
+          f"| {verdict(paired(runs, case, 'on', 'off'), 0.6)} "
+          f"| {verdict(paired(runs, case, 'on', 'off', 'dev'), 0.6)} "
+          f"| {verdict(paired(runs, case, 'on', 'base'), lim)} "
+          f"| {verdict(paired(runs, case, 'on', 'base', 'dev'), lim)} |")
+    w("")
+
+    w("## Segments per delivered packet (used-ring entries)\n")
+    w(table(runs, cases, configs, "spp", 1) + "\n")
+
+    w("## QEMU CPU per delivered byte (ns), net of the harness\n")
+    w("Delivered bytes: frame bytes in the guest's buffers, without the "
+      "virtio header (payload plus one set of headers per packet).\n")
+    w(table(runs, cases, configs, "byte", 3) + "\n")
+
+    w("## Where the time goes (ns per segment)\n")
+    w("Device: live pass minus link-down pass (virtio-net and RSC, from the "
+      "frame the tap hands over to the used ring).  Backend: link-down pass "
+      "minus idle pass (reading the tap and dropping the frame).  Harness: "
+      "idle pass (qtest commands), already subtracted above.\n")
+    w("| case | config | device | backend | harness |")
+    w("|---|---|---|---|---|")
+    for case, label in cases:
+        for cfg, clabel in configs:
+            if (case, cfg) not in runs:
+                continue
+            w(f"| {label} | {clabel} | {fmt(column(runs, case, cfg, 'dev'))}"
+              f" | {fmt(column(runs, case, cfg, 'backend'))}"
+              f" | {fmt(column(runs, case, cfg, 'harness'))} |")
+    w("")
+
+    w(METHOD)
+    if micro:
+        w("## Engine microbenchmark (scripts/microbench.sh)\n")
+        w(open(micro).read().rstrip() + "\n")
+    open(out, "w").write("\n".join(md))
+
+
+METHOD = """## Method
+
+- Harness: `bench/rsc-bench.c`, a qtest-style program linked against the
+  libqos of our build; the same binary drives every QEMU (set by
+  `QTEST_QEMU_BINARY`).  Its guest driver negotiates like Windows netkvm
+  (VERSION_1, GUEST_CSUM, CTRL_VQ, CTRL_GUEST_OFFLOADS, GUEST_TSO4/6 and
+  RSC_EXT, then CTRL_GUEST_OFFLOADS_SET with bit 61; without RSC_EXT and
+  without the command for "ours, RSC off"), posts 1024 receive buffers of
+  64 KiB (no mergeable buffers) and recycles them.  Device:
+  `-device virtio-net-pci,netdev=n0,disable-legacy=on,rx_queue_size=1024,
+  mrg_rxbuf=off,...` on `-netdev tap,fd=N,vhost=off` (vnet headers), qtest
+  accelerator.
+- Builds and configurations: upstream = the untouched base tree (tag
+  `base` of build/qemu, built with scripts/build.sh into build/base) with
+  `guest_rsc_ext=on,rsc_interval=300000`; ours = build/qemu with
+  `guest_rsc_ext=off`, and with `guest_rsc_ext=on` at `rsc_interval=300000`
+  and at `rsc_interval=0`.  With more than 64 flows ours gets
+  `rsc_max_flows=<flows>`; "64-flow table" is the default
+  `rsc_max_flows=64` at 4096 flows.
+- Traffic: TCP segments of one connection (no options; with the
+  timestamp option; IPv6), of 64 and of 4096 connections interleaved round
+  robin, at MSS 1448 and 8948, flags ACK|PSH, in sequence.  They are
+  written into a NAPI tap on a bridge in a private network namespace; the
+  bridge forwards them to QEMU's tap, and the kernel marks them
+  DATA_VALID (GRO checked the checksum; PSH keeps GRO from merging), as
+  frames from a NIC with receive checksum offload are.  "No checksum
+  flags" writes them straight into QEMU's tap (AF_PACKET), so the device
+  gets no flags and must check checksums itself (upstream never does).
+- Pacing: batches of 512 segments.  QEMU is stopped (SIGSTOP) while a
+  batch is written and resumed after, so it always finds the batch queued
+  and reads it in bursts of 50 frames (net/tap.c) - the behaviour of a
+  busy QEMU, independent of how fast the harness is.  Then the virtual
+  clock advances by 300 us (RSC timers fire: as if 512 segments arrived
+  per timer interval, 21 Gbit/s at MSS 1448), the guest takes the used
+  buffers, reposts them and kicks.  At 4096 flows a connection gets
+  a segment every 8 batches, so no RSC can merge anything there (the case
+  measures the cost of many connections, not coalescing).
+- Measurement: CPU time of all QEMU threads from /proc/PID/task/*/schedstat
+  (ns).  Three passes with the same batches and the same qtest commands,
+  advancing chunk by chunk (4 batches) in rotating order so that all three
+  see the same machine load: idle (no segments: the harness's own
+  overhead in QEMU - qtest protocol, clock steps, ring updates), link
+  down (`set_link n0 off`: QEMU reads and drops the frames), live.  A
+  warm-up chunk comes first and the guest memory of the buffers is
+  written once before, so that no page faults land in a pass.  The
+  harness checks that every injected payload byte was delivered (one set
+  of headers per used entry); stray frames of the bridge (IGMP) are not
+  counted.
+
+## Caveats
+
+- The machine is a shared 2-CPU VM; other jobs ran during the benchmark.
+  CPU time (not wall time) is measured, but caches and frequency are
+  shared, so single runs vary by tens of percent; compare medians and the
+  per-run ratios (the configurations of one case run back to back).
+- The idle subtraction removes the qtest protocol cost the harness causes
+  (about the same in every configuration, since the command sequence is
+  fixed); it leaves in the cost of reading the tap, which every
+  configuration pays.  The "device" column removes that too.
+- qtest accelerator: no vCPU runs and the guest driver's work is not
+  QEMU's; interrupts are raised but nobody handles them.  A real guest
+  adds vCPU exits for kicks and interrupts, fewer with RSC.
+"""
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The side-by-side benchmark (make bench): the same injection harness,
+# bench/rsc-bench.c, against
+#   base   the untouched base QEMU (upstream RSC), built in build/base
+#   off    ours, guest_rsc_ext=off
+#   on     ours, RSC on, rsc_interval=300000
+#   on0    ours, RSC on, rsc_interval=0
+# over several traffic cases, several runs each, interleaved.  Writes
+# bench/RESULTS.md and bench/results.png (bench/report.py), then appends
+# the engine microbenchmark (scripts/microbench.sh) if there is one.
+#
+# Needs root (a private network namespace with taps) and a built tree
+# (make).  Builds the base QEMU on first use (about 8 minutes, niced).
+#
+# Environment: BENCH_RUNS (default 5), BENCH_SEGS (segments per pass and
+# run at MSS 1448, default 65536; a quarter of it at MSS 8948).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+me=bench
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
+
+runs=${BENCH_RUNS:-5}
+segs=${BENCH_SEGS:-65536}
+bdir=$TREE/build
+base=$repo/build/base
+out=$repo/build/bench
+bin=$out/rsc-bench
+raw=$out/raw.txt
+log=$out/bench.log
+py=/usr/bin/python3
+
+for v in "$runs" "$segs"; do
+    case $v in ''|*[!0-9]*|0) die "BENCH_RUNS and BENCH_SEGS must be positive numbers" ;; esac
+done
+[ "$(id -u)" = 0 ] || die "needs root (network namespace, taps); run it as root"
+for f in qemu-system-x86_64 compile_commands.json libqemuutil.a \
+         tests/qtest/libqos/libqos.a.p/virtio.c.o; do
+    [ -e "$bdir/$f" ] ||
+        die "build/qemu/build is not built (no $f); run 'make' first"
+done
+"$py" -c 'import matplotlib' 2>/dev/null ||
+    die "python3-matplotlib is missing; run 'make deps'"
+mkdir -p "$out"
+
+# The pristine base, built like ours, in its own clone of the tree.
+want=$(git -C "$TREE" rev-parse 'base^{commit}')
+if [ ! -d "$base/.git" ] || [ "$(git -C "$base" rev-parse HEAD)" != "$want" ]; then
+    echo "bench: checking out tag 'base' of build/qemu into build/base"
+    rm -rf "$base"
+    git clone -q --no-checkout "$TREE" "$base"
+    git -C "$base" checkout -q --detach "$want"
+fi
+echo "bench: building the base QEMU in build/base/build (niced; ~8 min the first time)"
+nice -n 19 "$repo/scripts/build.sh" "$base" ||
+    die "building the base QEMU failed (log: build/base/build/ninja.log)"
+
+# The harness, with the flags and libqos objects of our build.
+stale=0
+for f in "$repo/bench/rsc-bench.c" "$bdir/libqemuutil.a" "$0"; do
+    [ "$bin" -nt "$f" ] || stale=1
+done
+if [ $stale = 1 ]; then
+    echo "bench: building $bin"
+    # shellcheck disable=SC2207
+    flags=($("$py" - "$bdir/compile_commands.json" <<'EOF'
+import json, shlex, sys
+for e in json.load(open(sys.argv[1])):
+    if e["file"].endswith("tests/qtest/virtio-net-test.c"):
+        args = shlex.split(e["command"])
+        out, skip = [], False
+        for a in args[args.index("gcc") + 1:]:
+            if skip:
+                skip = False
+            elif a in ("-MQ", "-MF", "-o", "-c"):
+                skip = True
+            elif a != "-MD" and not a.endswith(".c"):
+                out.append(a)
+        print(" ".join(shlex.quote(a) for a in out))
+        break
+else:
+    sys.exit("no compile command for tests/qtest/virtio-net-test.c")
+EOF
+    )) || die "cannot read the qtest compile flags from compile_commands.json; run 'make'"
+    # shellcheck disable=SC2207
+    glib=($(pkg-config --libs glib-2.0))
+    # Hold the build dir's lock: its objects must not change under us.
+    (
+        cd "$bdir" && flock 9 &&
+        gcc "${flags[@]}" -c "$repo/bench/rsc-bench.c" -o "$bin.o" &&
+        gcc -pie -o "$bin.tmp" "$bin.o" \
+            libevent-loop-base.a.p/event-loop-base.c.o libqom.a.p/*.o \
+            tests/qtest/libqos/libqos.a.p/*.o tests/qtest/libqos/libqos.a.p/.*.o \
+            -Wl,--start-group libqemuutil.a -lm -pthread "${glib[@]}" -Wl,--end-group
+    ) 9>> "$bdir/.ninja.lock" || die "building the harness failed (compiler messages above)"
+    mv "$bin.tmp" "$bin"
+fi
+
+# Snapshots of both QEMUs, so that a rebuild during the benchmark changes
+# nothing; each finds its firmware through a qemu-bundle link beside it.
+snapshot() {
+    local from=$1 to=$2
+    rm -rf "$to" && mkdir -p "$to" &&
+    ln -s "$from/qemu-bundle" "$to/qemu-bundle" &&
+    (cd "$from" && flock 9 && cp qemu-system-x86_64 "$to/") 9>> "$from/.ninja.lock"
+}
+snapshot "$bdir" "$out/ours" || die "cannot copy build/qemu/build/qemu-system-x86_64"
+snapshot "$base/build" "$out/base" || die "cannot copy build/base/build/qemu-system-x86_64"
+
+# Traffic cases: "id|flows|harness arguments".  At MSS 8948 a pass has a
+# quarter of the segments (1.5 times the bytes of one at MSS 1448).
+cases=()
+for mss in 1448 8948; do
+    a="--mss $mss --segs $((mss == 1448 ? segs : segs / 4))"
+    cases+=("v4-$mss|1|$a"
+            "ts-$mss|1|$a --timestamps"
+            "v6-$mss|1|$a --ipv6"
+            "f64-$mss|64|$a"
+            "f4096-$mss|4096|$a")
+done
+cases+=("nocsum-1448|1|--mss 1448 --segs $segs --csum-none")
+
+# Configurations: "id|binary|harness arguments" (flows: rsc_max_flows).
+configs() {
+    local flows=$1 mf=
+    if [ "$flows" -gt 64 ]; then
+        mf=,rsc_max_flows=$flows
+    fi
+    echo "base|$out/base/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=300000"
+    echo "off|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=off --no-rsc-ext"
+    echo "on|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=300000$mf"
+    echo "on0|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=0$mf"
+    if [ "$flows" -gt 64 ]; then
+        echo "on-mf64|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=300000"
+    fi
+}
+
+: > "$raw"
+: > "$log"
+start=$(date +%s)
+echo "bench: $runs runs x ${#cases[@]} cases x 4-5 configurations (log: build/bench/bench.log)"
+for run in $(seq "$runs"); do
+    for c in "${cases[@]}"; do
+        IFS='|' read -r id flows args <<< "$c"
+        while IFS='|' read -r cfg qemu dargs; do
+            echo "== run $run case $id config $cfg: $bin --flows $flows $args $dargs" >> "$log"
+            # shellcheck disable=SC2086
+            if ! res=$(QTEST_QEMU_BINARY=$qemu "$bin" --flows "$flows" $args $dargs \
+                       2>> "$log"); then
+                tail -n 3 "$log" >&2
+                die "run $run, case $id, config $cfg failed (log: build/bench/bench.log)"
+            fi
+            echo "$res" | grep '^#' >> "$log" || true
+            echo "case=$id config=$cfg run=$run $(echo "$res" | grep '^result ' | cut -d' ' -f2-)" >> "$raw"
+        done < <(configs "$flows")
+    done
+    echo "bench: run $run of $runs done ($(( $(date +%s) - start )) s)"
+done
+
+# Machine and command, for the report.
+{
+    echo "command=${BENCH_COMMAND:-scripts/bench.sh} (BENCH_RUNS=$runs BENCH_SEGS=$segs)"
+    echo "nproc=$(nproc)"
+    echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "kernel=$(uname -srm)"
+    echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "base=$(git -C "$TREE" describe --tags --always base)"
+    echo "ours=$(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet || echo +changes)"
+} > "$out/machine.txt"
+
+micro=
+if [ -x "$repo/scripts/microbench.sh" ]; then
+    echo "bench: engine microbenchmark (scripts/microbench.sh)"
+    "$repo/scripts/microbench.sh" > "$out/microbench.md" ||
+        die "scripts/microbench.sh failed"
+    micro=$out/microbench.md
+fi
+
+"$py" "$repo/bench/report.py" "$raw" "$out/machine.txt" "$repo/bench/RESULTS.md" \
+    "$repo/bench/results.png" ${micro:+"$micro"} ||
+    die "bench/report.py could not write the report"
+echo "bench: wrote bench/RESULTS.md and bench/results.png ($(( $(date +%s) - start )) s)"
