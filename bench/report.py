@@ -10,6 +10,7 @@ import sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 CASES = [
     ("v4-1448", "1 flow, MSS 1448"),
@@ -111,8 +112,9 @@ def plot(runs, cases, configs, path):
     width = 0.8 / len(configs)
     for col, (gname, gcases) in enumerate(groups):
         for row, key, title, log in (
-                (0, "net", "QEMU CPU ns per injected segment", False),
-                (1, "spp", "segments per delivered packet", True)):
+                (0, "net", "QEMU CPU ns per injected segment "
+                           "(hatched: reading the tap)", False),
+                (1, "spp", "segments per delivered packet", False)):
             ax = axes[row][col]
             for i, (cfg, label) in enumerate(configs):
                 xs, meds, errs = [], [], [[], []]
@@ -127,13 +129,23 @@ def plot(runs, cases, configs, path):
                     errs[1].append(hi - med)
                 ax.bar(xs, meds, width, yerr=errs, label=label,
                        color=COLORS[cfg], capsize=2)
+                if key == "net":
+                    tap = [statistics.median(column(runs, case, cfg,
+                                                    "backend"))
+                           for case in gcases
+                           if column(runs, case, cfg, key)]
+                    ax.bar(xs, tap, width, fill=False, hatch="///",
+                           edgecolor="white", lw=0)
             ax.set_xticks(range(len(gcases)))
             ax.set_xticklabels([SHORT[c] for c in gcases], fontsize=8)
             ax.set_title(f"{title}, {gname}", fontsize=10)
             if log:
                 ax.set_yscale("log")
             ax.grid(axis="y", which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, _ = axes[0][0].get_legend_handles_labels()
+    handles.append(Patch(facecolor="#7f7f7f", edgecolor="white", hatch="///",
+                         label="part: reading the tap (link-down pass)"))
+    axes[0][0].legend(handles=handles, fontsize=8)
     fig.suptitle("virtio-net RSC, upstream vs ours: median of the runs, "
                  "bars min-max", fontsize=11)
     fig.tight_layout()
@@ -158,8 +170,8 @@ def main():
     w(f"- Command: `{info['command']}`")
     w(f"- Machine: {info['nproc']} CPUs, {info['cpu']}, {info['kernel']}; "
       f"load average at the end {info['load']} (the machine was shared)")
-    w(f"- Date: {info['date']}; trees: {info['base']} (upstream) and "
-      f"repository {info['ours']} (ours)")
+    w(f"- Date: {info['date']}; upstream: tag `{info['base']}` of "
+      f"build/qemu; ours: {info['ours']}")
     w(f"- {nruns} runs per cell, each a fresh QEMU; cells show the median "
       "and (min-max) over the runs; ratios are per run (same run index, "
       "run back to back) then median (min-max).")

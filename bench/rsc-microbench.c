@@ -109,7 +109,8 @@ static uint64_t batches, preempted;
 static volatile size_t floor_len = PAYLOAD;
 
 static NetRscBegin guest_begin(void *opaque, unsigned queue,
-                               const uint8_t *buf, size_t size, void **unit)
+                               const uint8_t *buf, size_t size, size_t keep,
+                               void **unit)
 {
     Guest *g = opaque;
     uint8_t *b;

@@ -14,7 +14,7 @@
 # Needs root (a private network namespace with taps) and a built tree
 # (make).  Builds the base QEMU on first use (about 8 minutes, niced).
 #
-# Environment: BENCH_RUNS (default 5), BENCH_SEGS (segments per pass and
+# Environment: BENCH_RUNS (default 7), BENCH_SEGS (segments per pass and
 # run at MSS 1448, default 65536; a quarter of it at MSS 8948).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +22,7 @@ me=bench
 # shellcheck source=scripts/lib.sh
 . "$repo/scripts/lib.sh"
 
-runs=${BENCH_RUNS:-5}
+runs=${BENCH_RUNS:-7}
 segs=${BENCH_SEGS:-65536}
 bdir=$TREE/build
 base=$repo/build/base
@@ -104,7 +104,7 @@ snapshot() {
     local from=$1 to=$2
     rm -rf "$to" && mkdir -p "$to" &&
     ln -s "$from/qemu-bundle" "$to/qemu-bundle" &&
-    (cd "$from" && flock 9 && cp qemu-system-x86_64 "$to/") 9>> "$from/.ninja.lock"
+    (cd "$from" && flock 9 && cp -p qemu-system-x86_64 "$to/") 9>> "$from/.ninja.lock"
 }
 snapshot "$bdir" "$out/ours" || die "cannot copy build/qemu/build/qemu-system-x86_64"
 snapshot "$base/build" "$out/base" || die "cannot copy build/base/build/qemu-system-x86_64"
@@ -168,18 +168,25 @@ done
     echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "base=$(git -C "$TREE" describe --tags --always base)"
-    echo "ours=$(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet || echo +changes)"
+    echo "ours=build/qemu as built $(date -u -r "$out/ours/qemu-system-x86_64" '+%Y-%m-%d %H:%M UTC'), repository $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet || echo ' with uncommitted changes')"
 } > "$out/machine.txt"
 
 micro=
+micro_failed=0
 if [ -x "$repo/scripts/microbench.sh" ]; then
     echo "bench: engine microbenchmark (scripts/microbench.sh)"
-    "$repo/scripts/microbench.sh" > "$out/microbench.md" ||
-        die "scripts/microbench.sh failed"
-    micro=$out/microbench.md
+    if "$repo/scripts/microbench.sh" > "$out/microbench.md" 2> "$out/microbench.log"; then
+        micro=$out/microbench.md
+    else
+        micro_failed=1
+    fi
 fi
 
 "$py" "$repo/bench/report.py" "$raw" "$out/machine.txt" "$repo/bench/RESULTS.md" \
     "$repo/bench/results.png" ${micro:+"$micro"} ||
     die "bench/report.py could not write the report"
 echo "bench: wrote bench/RESULTS.md and bench/results.png ($(( $(date +%s) - start )) s)"
+if [ $micro_failed = 1 ]; then
+    tail -n 5 "$out/microbench.log" >&2
+    die "scripts/microbench.sh failed (log: build/bench/microbench.log); RESULTS.md has no engine table"
+fi
