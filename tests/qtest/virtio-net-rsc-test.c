@@ -373,7 +373,9 @@ static void conn_set_opts(Conn *c, const uint8_t *opts, size_t len)
     g_assert_cmpuint(len, <=, sizeof(c->opts));
     g_assert_cmpuint(len % 4, ==, 0);
     memset(c->opts, 0, sizeof(c->opts));
-    memcpy(c->opts, opts, len);
+    if (len) {
+        memcpy(c->opts, opts, len);
+    }
     c->opts_len = len;
 }
 
@@ -548,6 +550,10 @@ static char *describe_frame(RscTest *t, const uint8_t *p, size_t len)
     if (type != ETH_P_IP && !v6) {
         return g_strdup_printf("%zu-byte frame of ethertype 0x%04x", len,
                                type);
+    }
+    if (len < l3 + (v6 ? IP6_HLEN : IP4_HLEN)) {
+        return g_strdup_printf("%zu-byte IPv%d frame, not a whole IP header",
+                               len, v6 ? 6 : 4);
     }
     l4 = v6 ? l3 + IP6_HLEN : l3 + (p[l3] & 0xf) * 4;
     if (len < l4 + TCP_HLEN || p[v6 ? l3 + 6 : l3 + 9] != 6) {
