@@ -73,7 +73,7 @@ fuzz: build
 	@scripts/fuzz.sh
 
 bench: build
-	@scripts/bench.sh
+	@BENCH_COMMAND="make bench" scripts/bench.sh
 
 microbench: build
 	@scripts/microbench.sh

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Turn the raw lines of scripts/bench.sh into bench/RESULTS.md and a plot.
-# Usage: report.py RAW MACHINE RESULTS.md PLOT.png [MICROBENCH.md]
+# Usage: report.py RAW MACHINE LOG RESULTS.md PLOT.png [MICROBENCH.md]
 
 import statistics
 import sys
@@ -62,6 +62,18 @@ def load(path):
         }
         runs.setdefault((kv["case"], kv["config"]), []).append(m)
     return runs
+
+
+def counters(path):
+    """Our engine's rsc-stats of the last run of each case and config."""
+    last, where = {}, None
+    for line in open(path):
+        if line.startswith("== run "):
+            f = line.split()
+            where = (f[4], f[6].rstrip(":"))
+        elif line.startswith("rsc-stats:") and where:
+            last[where] = " ".join(line.split()[1:])
+    return last
 
 
 def stat(vals):
@@ -153,8 +165,8 @@ def plot(runs, cases, configs, path):
 
 
 def main():
-    raw, machine, out, png = sys.argv[1:5]
-    micro = sys.argv[5] if len(sys.argv) > 5 else None
+    raw, machine, log, out, png = sys.argv[1:6]
+    micro = sys.argv[6] if len(sys.argv) > 6 else None
     runs = load(raw)
     info = dict(line.rstrip("\n").split("=", 1) for line in open(machine))
     cases = [c for c in CASES if any((c[0], k) in runs for k, _ in CONFIGS)]
@@ -233,6 +245,17 @@ def main():
             w(f"| {label} | {clabel} | {fmt(column(runs, case, cfg, 'dev'))}"
               f" | {fmt(column(runs, case, cfg, 'backend'))}"
               f" | {fmt(column(runs, case, cfg, 'harness'))} |")
+    w("")
+
+    stats = counters(log)
+    w("## Our engine's counters (rsc-stats of the last run)\n")
+    w("Whole run: warm-up and live passes.\n")
+    w("| case | config | counters |")
+    w("|---|---|---|")
+    for case, label in cases:
+        for cfg, clabel in configs:
+            if cfg != "off" and (case, cfg) in stats:
+                w(f"| {label} | {clabel} | {stats[(case, cfg)]} |")
     w("")
 
     w(METHOD)

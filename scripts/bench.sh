@@ -182,7 +182,7 @@ if [ -x "$repo/scripts/microbench.sh" ]; then
     fi
 fi
 
-"$py" "$repo/bench/report.py" "$raw" "$out/machine.txt" "$repo/bench/RESULTS.md" \
+"$py" "$repo/bench/report.py" "$raw" "$out/machine.txt" "$log" "$repo/bench/RESULTS.md" \
     "$repo/bench/results.png" ${micro:+"$micro"} ||
     die "bench/report.py could not write the report"
 echo "bench: wrote bench/RESULTS.md and bench/results.png ($(( $(date +%s) - start )) s)"
