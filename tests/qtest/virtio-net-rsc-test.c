@@ -314,7 +314,9 @@ static Frame *raw_frame(RscTest *t, const void *data, size_t len)
 {
     Frame *f = frame_new(t, len, -1);
 
-    memcpy(f->data, data, len);
+    if (len) {
+        memcpy(f->data, data, len);
+    }
     return f;
 }
 
