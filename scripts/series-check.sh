@@ -39,7 +39,11 @@ fi
 cd "$work/qemu"
 git checkout -q -f --detach base
 git clean -q -fdx -e /build/
-git am -q --keep-cr "$series"/0*.patch 2>"$work/am.log" || {
+patches=()
+for p in "$series"/0*.patch; do
+    case $p in */0000-cover-letter.patch) ;; *) patches+=("$p") ;; esac
+done
+git am -q --keep-cr "${patches[@]}" 2>"$work/am.log" || {
     git am --abort >/dev/null 2>&1 || true
     cat "$work/am.log" >&2
     die "the series does not apply with git am onto base; see above"
