@@ -65,25 +65,9 @@ done
 if [ $stale = 1 ]; then
     echo "bench: building $bin"
     # shellcheck disable=SC2207
-    flags=($("$py" - "$bdir/compile_commands.json" <<'EOF'
-import json, shlex, sys
-for e in json.load(open(sys.argv[1])):
-    if e["file"].endswith("tests/qtest/virtio-net-test.c"):
-        args = shlex.split(e["command"])
-        out, skip = [], False
-        for a in args[args.index("gcc") + 1:]:
-            if skip:
-                skip = False
-            elif a in ("-MQ", "-MF", "-o", "-c"):
-                skip = True
-            elif a != "-MD" and not a.endswith(".c"):
-                out.append(a)
-        print(" ".join(shlex.quote(a) for a in out))
-        break
-else:
-    sys.exit("no compile command for tests/qtest/virtio-net-test.c")
-EOF
-    )) || die "cannot read the qtest compile flags from compile_commands.json; run 'make'"
+    flags=($("$py" "$repo/scripts/compile-flags.py" \
+        "$bdir/compile_commands.json" tests/qtest/virtio-net-test.c)) ||
+        die "cannot read the qtest compile flags from compile_commands.json; run 'make'"
     # shellcheck disable=SC2207
     glib=($(pkg-config --libs glib-2.0))
     # Hold the build dir's lock: its objects must not change under us.

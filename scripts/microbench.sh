@@ -41,25 +41,8 @@ mkdir -p "$out"
 
 # QEMU's compile flags for the engine, relative to the build directory.
 # shellcheck disable=SC2207
-flags=($(python3 - "$bdir/compile_commands.json" <<'EOF'
-import json, shlex, sys
-for e in json.load(open(sys.argv[1])):
-    if e["file"].endswith("hw/net/virtio-net-rsc.c") and "libsystem" in e["command"]:
-        args = shlex.split(e["command"])
-        out, skip = [], False
-        for a in args[args.index("gcc") + 1:]:
-            if skip:
-                skip = False
-            elif a in ("-MQ", "-MF", "-o", "-c"):
-                skip = True
-            elif a != "-MD" and not a.endswith(".c"):
-                out.append(a)
-        print(" ".join(shlex.quote(a) for a in out))
-        break
-else:
-    sys.exit("no compile command for hw/net/virtio-net-rsc.c")
-EOF
-)) || die "cannot read the engine's compile flags from compile_commands.json; run 'make' first"
+flags=($(/usr/bin/python3 "$repo/scripts/compile-flags.py" \
+    "$bdir/compile_commands.json" hw/net/virtio-net-rsc.c libsystem)) || die "cannot read the engine's compile flags from compile_commands.json; run 'make' first"
 # shellcheck disable=SC2207
 glib_libs=($(pkg-config --libs glib-2.0))
 
