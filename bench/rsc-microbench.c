@@ -28,6 +28,9 @@
  * Usage: rsc-microbench [REPETITIONS [SEGMENTS]]
  *   each configuration runs REPETITIONS times (default 7) over at least
  *   SEGMENTS segments (default 300000), whole rounds.
+ * Or:    rsc-microbench --count CONNECTIONS valid|verified
+ *   untimed, the engine alone; prints the number of segments, for
+ *   counting instructions under callgrind.
  */
 
 #include "qemu/osdep.h"
@@ -98,8 +101,8 @@ typedef struct Traffic {
     uint8_t *floor_dst[BATCH];
 } Traffic;
 
-static Guest guest;
-static Traffic traffic;
+static Guest guests[VAR__MAX];     /* one per variant */
+static Traffic traffic[VAR__MAX];  /* one per variant */
 static uint64_t batches, preempted;
 
 /*
@@ -265,76 +268,41 @@ static void prepare(Traffic *t, Guest *g, unsigned n)
 }
 
 /*
- * Run @segs segments of the traffic of @cfg through @v; returns ns per
- * segment.  *@per_unit receives the segments per delivered packet.
- * A batch during which the thread was switched out is not counted: on a
- * busy machine its time is mostly someone else's.
+ * Untimed: @segs segments of the traffic of @cfg through the engine, with
+ * the guest that does not copy.  For counting instructions with
+ * valgrind --tool=callgrind --toggle-collect=virtio_net_rsc_* (see
+ * scripts/microbench.sh): deterministic, unlike time on a shared machine.
  */
-static double measure(const Config *cfg, Variant v, uint64_t segs,
-                      double *per_unit)
+static void count_run(const Config *cfg, uint64_t segs)
 {
     unsigned max_flows = MAX(cfg->conns, NET_RSC_DEFAULT_MAX_FLOWS);
-    NetRscChain *chain = NULL;
-    Traffic *t = &traffic;
-    Guest *g = &guest;
-    int64_t total = 0, t0, t1;
-    uint64_t done, counted = 0;
+    Traffic *t = &traffic[VAR_NO_COPY];
+    Guest *g = &guests[VAR_NO_COPY];
+    NetRscChain *chain;
+    uint64_t done;
     unsigned k;
-    long cs;
 
     traffic_reset(t, cfg->conns, cfg->verify);
-    g->copy = v == VAR_COPY;
-    g->units = g->payload = g->alone = 0;
-    if (v != VAR_FLOOR) {
-        chain = virtio_net_rsc_new(&guest_ops, g, 1, max_flows, 0);
-    }
+    chain = virtio_net_rsc_new(&guest_ops, g, 1, max_flows, 0);
     for (done = 0; done < segs; done += BATCH) {
         unsigned n = MIN(BATCH, segs - done);
 
-        prepare(t, g, n);
-        cs = context_switches();
-        t0 = now_ns();
-        if (v == VAR_FLOOR) {
-            size_t len = floor_len;
-
-            for (k = 0; k < n; k++) {
-                memcpy(t->floor_dst[k],
-                       t->frames[k] + VHDR_LEN + L234_LEN, len);
-            }
-        } else {
-            for (k = 0; k < n; k++) {
-                if (virtio_net_rsc_receive(chain, 0, t->frames[k],
-                                           FRAME_LEN, VHDR_LEN, true, true,
-                                           0) != FRAME_LEN) {
-                    g_printerr("rsc-microbench: segment not accepted\n");
-                    exit(1);
-                }
-                if (t->round_end[k]) {
-                    virtio_net_rsc_flush_all(chain, NET_RSC_FLUSH_BURST);
-                }
+        prepare(t, &guests[VAR_COPY], n);
+        for (k = 0; k < n; k++) {
+            virtio_net_rsc_receive(chain, 0, t->frames[k], FRAME_LEN,
+                                   VHDR_LEN, true, true, 0);
+            if (t->round_end[k]) {
+                virtio_net_rsc_flush_all(chain, NET_RSC_FLUSH_BURST);
             }
         }
-        t1 = now_ns();
-        batches++;
-        if (context_switches() != cs) {
-            preempted++;
-            continue;
-        }
-        total += t1 - t0;
-        counted += n;
     }
-    if (chain) {
-        virtio_net_rsc_flush_all(chain, NET_RSC_FLUSH_BURST);
-        virtio_net_rsc_delete(chain);
-        if (g->alone || g->payload != segs * PAYLOAD) {
-            g_printerr("rsc-microbench: %" PRIu64 " frames not coalesced, "
-                       "%" PRIu64 " of %" PRIu64 " payload bytes delivered\n",
-                       g->alone, g->payload, segs * PAYLOAD);
-            exit(1);
-        }
-        *per_unit = (double)segs / g->units;
+    virtio_net_rsc_flush_all(chain, NET_RSC_FLUSH_BURST);
+    virtio_net_rsc_delete(chain);
+    if (g->alone || g->payload != segs * PAYLOAD) {
+        g_printerr("rsc-microbench: not every segment was coalesced\n");
+        exit(1);
     }
-    return counted ? (double)total / counted : 0;
+    g_print("%" PRIu64 "\n", segs);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -344,16 +312,110 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static char *fmt_stat(double *v, unsigned n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return g_strdup_printf("%.1f (%.1f-%.1f)", v[n / 2], v[0], v[n - 1]);
-}
-
 static double median(double *v, unsigned n)
 {
     qsort(v, n, sizeof(*v), cmp_double);
     return v[n / 2];
+}
+
+/*
+ * Run @segs segments of the traffic of @cfg through each variant, one
+ * variant after the other from variant @first on (each with its caches
+ * to itself, as the engine's flow table would be in the device).
+ * res[v] receives the median over the batches of the ns per segment of
+ * variant v: a batch slowed down by an interrupt or a busy neighbour
+ * does not move it.  *@per_unit receives the segments per delivered
+ * packet.
+ */
+static void measure(const Config *cfg, uint64_t segs, unsigned first,
+                    double res[VAR__MAX], double *per_unit)
+{
+    unsigned max_flows = MAX(cfg->conns, NET_RSC_DEFAULT_MAX_FLOWS);
+    uint64_t nbatch = DIV_ROUND_UP(segs, BATCH), b;
+    NetRscChain *chain[VAR__MAX] = { NULL };
+    g_autofree double *samples = g_new(double, VAR__MAX * nbatch);
+    unsigned counted[VAR__MAX] = { 0 };
+    unsigned v, j, k;
+
+    for (v = 0; v < VAR__MAX; v++) {
+        Guest *g = &guests[v];
+
+        traffic_reset(&traffic[v], cfg->conns, cfg->verify);
+        g->copy = v == VAR_COPY;
+        g->units = g->payload = g->alone = 0;
+        if (v != VAR_FLOOR) {
+            chain[v] = virtio_net_rsc_new(&guest_ops, g, 1, max_flows, 0);
+        }
+    }
+    for (j = 0; j < VAR__MAX; j++) {
+        v = (first + j) % VAR__MAX;
+        for (b = 0; b < nbatch; b++) {
+            unsigned n = MIN(BATCH, segs - b * BATCH);
+            Traffic *t = &traffic[v];
+            int64_t t0, t1;
+            long cs;
+
+            prepare(t, &guests[VAR_COPY], n);
+            cs = context_switches();
+            t0 = now_ns();
+            if (v == VAR_FLOOR) {
+                size_t len = floor_len;
+
+                for (k = 0; k < n; k++) {
+                    memcpy(t->floor_dst[k],
+                           t->frames[k] + VHDR_LEN + L234_LEN, len);
+                }
+            } else {
+                for (k = 0; k < n; k++) {
+                    if (virtio_net_rsc_receive(chain[v], 0, t->frames[k],
+                                               FRAME_LEN, VHDR_LEN, true,
+                                               true, 0) != FRAME_LEN) {
+                        g_printerr("rsc-microbench: segment not accepted\n");
+                        exit(1);
+                    }
+                    if (t->round_end[k]) {
+                        virtio_net_rsc_flush_all(chain[v],
+                                                 NET_RSC_FLUSH_BURST);
+                    }
+                }
+            }
+            t1 = now_ns();
+            batches++;
+            if (context_switches() != cs) {
+                preempted++;
+                continue;
+            }
+            samples[v * nbatch + counted[v]++] = (double)(t1 - t0) / n;
+        }
+    }
+    for (v = 0; v < VAR__MAX; v++) {
+        Guest *g = &guests[v];
+
+        res[v] = counted[v] ? median(&samples[v * nbatch], counted[v]) : 0;
+        if (!chain[v]) {
+            continue;
+        }
+        virtio_net_rsc_flush_all(chain[v], NET_RSC_FLUSH_BURST);
+        virtio_net_rsc_delete(chain[v]);
+        if (g->alone || g->payload != segs * PAYLOAD) {
+            g_printerr("rsc-microbench: %" PRIu64 " frames not coalesced, "
+                       "%" PRIu64 " of %" PRIu64 " payload bytes delivered\n",
+                       g->alone, g->payload, segs * PAYLOAD);
+            exit(1);
+        }
+        if (v == VAR_COPY) {
+            *per_unit = (double)segs / g->units;
+        }
+    }
+}
+
+/* "median (min-max)" of @v; @v is left as it is. */
+static char *fmt_stat(const double *v, unsigned n)
+{
+    g_autofree double *w = g_memdup2(v, n * sizeof(*v));
+
+    qsort(w, n, sizeof(*w), cmp_double);
+    return g_strdup_printf("%.1f (%.1f-%.1f)", w[n / 2], w[0], w[n - 1]);
 }
 
 static char *cpu_model(void)
@@ -382,77 +444,120 @@ int main(int argc, char **argv)
     uint64_t min_segs = 300000;
     g_autofree double *res = NULL;
     g_autofree double *units = NULL;
+    g_autofree double *ratio = NULL;
     g_autofree char *cpu = cpu_model();
-    double one_conn = 0;
 
-    if ((argc > 1 && qemu_strtoui(argv[1], NULL, 10, &reps)) ||
-        (argc > 2 && qemu_strtou64(argv[2], NULL, 10, &min_segs)) ||
-        argc > 3 || !reps || !min_segs) {
-        g_printerr("usage: rsc-microbench [REPETITIONS [SEGMENTS]]\n");
+    Config count = { 0 };
+
+    if (argc == 4 && !strcmp(argv[1], "--count")) {
+        count.verify = !strcmp(argv[3], "verified");
+        if (qemu_strtoui(argv[2], NULL, 10, &count.conns) ||
+            !count.conns || count.conns > MAX_CONNS ||
+            (!count.verify && strcmp(argv[3], "valid"))) {
+            g_printerr("usage: rsc-microbench --count CONNECTIONS "
+                       "valid|verified\n");
+            return 1;
+        }
+    } else if ((argc > 1 && qemu_strtoui(argv[1], NULL, 10, &reps)) ||
+               (argc > 2 && qemu_strtou64(argv[2], NULL, 10, &min_segs)) ||
+               argc > 3 || !reps || !min_segs) {
+        g_printerr("usage: rsc-microbench [REPETITIONS [SEGMENTS]]\n"
+                   "       rsc-microbench --count CONNECTIONS "
+                   "valid|verified\n");
         return 1;
     }
     res = g_new0(double, nrows * VAR__MAX * reps);
     units = g_new0(double, nrows * reps);
-    for (i = 0; i < PAYLOAD; i++) {
-        traffic.payload[i] = (i * 131 + 7) & 0xff;
+    ratio = g_new0(double, reps);
+    for (v = 0; v < VAR__MAX; v++) {
+        Traffic *t = &traffic[v];
+
+        for (i = 0; i < PAYLOAD; i++) {
+            t->payload[i] = (i * 131 + 7) & 0xff;
+        }
+        t->payload_sum = net_checksum_add(PAYLOAD, t->payload);
     }
-    traffic.payload_sum = net_checksum_add(PAYLOAD, traffic.payload);
     for (i = 0; i < NBUFS; i++) {
         /* touched now, so that no page fault is timed */
-        guest.bufs[i] = g_malloc(UNIT_BUF);
-        memset(guest.bufs[i], 0, UNIT_BUF);
-        guest.free[i] = guest.bufs[i];
+        uint8_t *buf = g_malloc(UNIT_BUF);
+
+        memset(buf, 0, UNIT_BUF);
+        /* the guest that does not copy never writes to its buffers */
+        for (v = 0; v < VAR__MAX; v++) {
+            guests[v].bufs[i] = guests[v].free[i] = buf;
+        }
     }
-    guest.nfree = NBUFS;
+    for (v = 0; v < VAR__MAX; v++) {
+        guests[v].nfree = NBUFS;
+    }
+
+    if (count.conns) {
+        /* two rounds, and at least 20000 segments */
+        uint64_t round = (uint64_t)count.conns * ROUND_SEGS;
+
+        count_run(&count, MAX(2, DIV_ROUND_UP(20000, round)) * round);
+        return 0;
+    }
 
     /* repetitions outermost, so that drift spreads over every cell */
     for (r = 0; r < reps; r++) {
         for (i = 0; i < nrows; i++) {
             uint64_t round = (uint64_t)configs[i].conns * ROUND_SEGS;
             uint64_t segs = DIV_ROUND_UP(min_segs, round) * round;
+            double cell[VAR__MAX], per_unit = 0;
 
+            measure(&configs[i], segs, r % VAR__MAX, cell, &per_unit);
             for (v = 0; v < VAR__MAX; v++) {
-                double per_unit = 0;
-
-                res[(i * VAR__MAX + v) * reps + r] =
-                    measure(&configs[i], v, segs, &per_unit);
-                if (v == VAR_COPY) {
-                    units[i * reps + r] = per_unit;
-                }
+                res[(i * VAR__MAX + v) * reps + r] = cell[v];
             }
+            units[i * reps + r] = per_unit;
         }
     }
 
     g_print("RSC engine microbenchmark: %s, %u repetitions of >= %" PRIu64
             " segments, %u-byte payload, TCP timestamps, %u segments per "
-            "connection per round; ns per segment, median (min-max); "
-            "%" PRIu64 " of %" PRIu64 " batches of %u not counted "
-            "(thread switched out)\n\n",
-            cpu, reps, min_segs, PAYLOAD, ROUND_SEGS, preempted, batches,
-            BATCH);
+            "connection per round.  ns per segment: in each repetition the "
+            "median over batches of %u segments, the three variants run "
+            "back to back; cells show the median (min-max) over the "
+            "repetitions, ratios the median of the per-repetition ratios.  "
+            "%" PRIu64 " of %" PRIu64 " batches not counted (thread switched "
+            "out)\n\n",
+            cpu, reps, min_segs, PAYLOAD, ROUND_SEGS, BATCH, preempted,
+            batches);
     g_print("| connections | checksum | engine + copy | engine, no copy | "
-            "one-copy floor | copy / floor | copy / 1 conn | segs/unit |\n");
-    g_print("|---:|---|---:|---:|---:|---:|---:|---:|\n");
+            "one-copy floor | copy / floor | no copy / 1 conn | "
+            "copy / 1 conn | segs/unit |\n");
+    g_print("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (i = 0; i < nrows; i++) {
         double *copy = &res[(i * VAR__MAX + VAR_COPY) * reps];
+        double *nocopy = &res[(i * VAR__MAX + VAR_NO_COPY) * reps];
         double *floor = &res[(i * VAR__MAX + VAR_FLOOR) * reps];
-        double mc = median(copy, reps), mf = median(floor, reps);
-        g_autofree char *s_copy = fmt_stat(copy, reps);
-        g_autofree char *s_nocopy =
-            fmt_stat(&res[(i * VAR__MAX + VAR_NO_COPY) * reps], reps);
-        g_autofree char *s_floor = fmt_stat(floor, reps);
+        double r_floor, r_nocopy1, r_copy1;
+        g_autofree char *s_copy = NULL, *s_nocopy = NULL, *s_floor = NULL;
 
-        if (i == 0) {
-            one_conn = mc;
+        for (r = 0; r < reps; r++) {
+            ratio[r] = copy[r] / floor[r];
         }
-        g_print("| %u | %s | %s | %s | %s | %.2f | %.2f | %.1f |\n",
+        r_floor = median(ratio, reps);
+        for (r = 0; r < reps; r++) {
+            ratio[r] = nocopy[r] / res[VAR_NO_COPY * reps + r];
+        }
+        r_nocopy1 = median(ratio, reps);
+        for (r = 0; r < reps; r++) {
+            ratio[r] = copy[r] / res[VAR_COPY * reps + r];
+        }
+        r_copy1 = median(ratio, reps);
+        s_copy = fmt_stat(copy, reps);
+        s_nocopy = fmt_stat(nocopy, reps);
+        s_floor = fmt_stat(floor, reps);
+        g_print("| %u | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.1f |\n",
                 configs[i].conns,
                 configs[i].verify ? "verified" : "DATA_VALID", s_copy,
-                s_nocopy, s_floor, mc / mf, mc / one_conn,
+                s_nocopy, s_floor, r_floor, r_nocopy1, r_copy1,
                 median(&units[i * reps], reps));
     }
     for (i = 0; i < NBUFS; i++) {
-        g_free(guest.bufs[i]);
+        g_free(guests[VAR_COPY].bufs[i]);
     }
     return 0;
 }

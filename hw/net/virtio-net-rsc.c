@@ -37,6 +37,8 @@
 #define RSC_TCPOPT_NOP 1
 #define RSC_TCPOPT_TS 8
 #define RSC_TCPOLEN_TS 10
+/* NOP, NOP, then the kind and length of a timestamp option */
+#define RSC_TCPOPT_TS_ALIGNED 0x0101080a
 
 /* Counters that are neither a bypass reason nor a flush cause. */
 enum {
@@ -188,11 +190,20 @@ static inline uint16_t rsc_fold(uint32_t sum)
  */
 static uint32_t rsc_csum(const uint8_t *p, size_t len)
 {
-    uint64_t sum = 0;
+    uint64_t sum = 0, sum2 = 0;
     uint16_t tail = 0;
 
-    for (; len >= 8; p += 8, len -= 8) {
+    /* two independent sums of 32-bit words: no carry is ever lost */
+    for (; len >= 32; p += 32, len -= 32) {
         /* ldl_he_p() returns an int: no sign extension into the sum */
+        sum += (uint64_t)(uint32_t)ldl_he_p(p) + (uint32_t)ldl_he_p(p + 4) +
+               (uint32_t)ldl_he_p(p + 8) + (uint32_t)ldl_he_p(p + 12);
+        sum2 += (uint64_t)(uint32_t)ldl_he_p(p + 16) +
+                (uint32_t)ldl_he_p(p + 20) + (uint32_t)ldl_he_p(p + 24) +
+                (uint32_t)ldl_he_p(p + 28);
+    }
+    sum += sum2;
+    for (; len >= 8; p += 8, len -= 8) {
         sum += (uint32_t)ldl_he_p(p);
         sum += (uint32_t)ldl_he_p(p + 4);
     }
@@ -210,15 +221,35 @@ static uint32_t rsc_csum(const uint8_t *p, size_t len)
     return be16_to_cpu(sum);
 }
 
-static uint32_t rsc_hash(const uint8_t *addrs, unsigned alen, uint32_t ports)
+/*
+ * Whether the option-less IPv4 header @ip has a valid checksum: its 16-bit
+ * words add up to 0xffff in one's complement (summed in host order, which
+ * RFC 1071 allows for this test).
+ */
+static inline bool rsc_ip4_csum_ok(const uint8_t *ip)
 {
-    uint32_t h = ports * 0x9e3779b1u;
-    unsigned i;
+    uint64_t sum = (uint64_t)(uint32_t)ldl_he_p(ip) +
+                   (uint32_t)ldl_he_p(ip + 4) + (uint32_t)ldl_he_p(ip + 8) +
+                   (uint32_t)ldl_he_p(ip + 12) + (uint32_t)ldl_he_p(ip + 16);
 
-    for (i = 0; i < alen; i += 4) {
-        h = (h ^ ldl_he_p(addrs + i)) * 0x85ebca6bu;
+    sum = (sum & 0xffffffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    return sum == 0xffff;
+}
+
+static uint32_t rsc_hash(const uint8_t *addrs, bool v6, uint32_t ports)
+{
+    uint64_t h = ldq_he_p(addrs) ^ ports;
+
+    if (v6) {
+        h = (h * 0x9e3779b97f4a7c15ull) ^ ldq_he_p(addrs + 8);
+        h = (h * 0x9e3779b97f4a7c15ull) ^ ldq_he_p(addrs + 16);
+        h = (h * 0x9e3779b97f4a7c15ull) ^ ldq_he_p(addrs + 24);
     }
-    return h ^ (h >> 15);
+    h *= 0x9e3779b97f4a7c15ull;
+    return h >> 32;
 }
 
 /* Sum of the TCP pseudo-header for @tcp_len bytes of TCP segment. */
@@ -396,7 +427,7 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
     }
     s->tcphl = (tcp[12] >> 4) * 4;
     s->ports = ldl_he_p(tcp);
-    s->hash = rsc_hash(s->addrs, s->v6 ? 32 : 8, s->ports);
+    s->hash = rsc_hash(s->addrs, s->v6, s->ports);
     s->seq = ldl_be_p(tcp + 4);
     s->ack = ldl_be_p(tcp + 8);
     s->tcp_flags = tcp[13];
@@ -409,7 +440,7 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
         *why = NET_RSC_BYPASS_BACKEND_GSO;
         return RSC_CLASS_CONN;
     }
-    if (!s->v6 && net_checksum_finish(rsc_csum(ip, s->iphl))) {
+    if (!s->v6 && !rsc_ip4_csum_ok(ip)) {
         *why = NET_RSC_BYPASS_CHECKSUM;
         return RSC_CLASS_CONN;
     }
@@ -418,7 +449,11 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
         *why = NET_RSC_BYPASS_TCP_FLAGS;
         return RSC_CLASS_CONN;
     }
-    if (s->tcphl > 32 || !rsc_parse_options(tcp, s->tcphl, &s->ts_off)) {
+    if (s->tcphl == 32 && ldl_be_p(tcp + 20) == RSC_TCPOPT_TS_ALIGNED) {
+        /* NOP, NOP, timestamp: what Linux and Windows send */
+        s->ts_off = 24;
+    } else if (s->tcphl > 32 ||
+               !rsc_parse_options(tcp, s->tcphl, &s->ts_off)) {
         *why = NET_RSC_BYPASS_TCP_OPTIONS;
         return RSC_CLASS_CONN;
     }
@@ -445,11 +480,17 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
 
 static bool rsc_same_conn(const RscFlow *f, const RscSeg *s)
 {
-    return f->hash == s->hash && f->ports == s->ports && f->v6 == s->v6 &&
-           !memcmp(f->addrs, s->addrs, s->v6 ? 32 : 8);
+    if (f->hash != s->hash || f->ports != s->ports || f->v6 != s->v6) {
+        return false;
+    }
+    if (!s->v6) {
+        return ldq_he_p(f->addrs) == ldq_he_p(s->addrs);
+    }
+    return !memcmp(f->addrs, s->addrs, 32);
 }
 
-static RscFlow *rsc_lookup(NetRscChain *c, RscQueue *q, const RscSeg *s)
+static inline RscFlow *rsc_lookup(NetRscChain *c, RscQueue *q,
+                                  const RscSeg *s)
 {
     uint16_t i;
 
@@ -642,7 +683,11 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
     q->free = f->hnext;
     q->held++;
 
-    memcpy(f->addrs, s->addrs, s->v6 ? 32 : 8);
+    if (s->v6) {
+        memcpy(f->addrs, s->addrs, 32);
+    } else {
+        memcpy(f->addrs, s->addrs, 8);
+    }
     f->ports = s->ports;
     f->hash = s->hash;
     f->v6 = s->v6;
@@ -664,7 +709,12 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
     f->ecn_flags = s->tcp_flags & RSC_TCP_FLAG_ECN;
     f->psh = 0;
     f->ttl = s->ttl;
-    memcpy(f->l234, s->l2, f->l234_len);
+    if (size - (s->l2 - buf) >= sizeof(f->l234)) {
+        /* a fixed size copies faster; the bytes past l234_len are unused */
+        memcpy(f->l234, s->l2, sizeof(f->l234));
+    } else {
+        memcpy(f->l234, s->l2, f->l234_len);
+    }
 
     bucket = &q->buckets[s->hash & c->bucket_mask];
     f->hnext = *bucket;
@@ -739,13 +789,33 @@ static ssize_t rsc_ack(NetRscChain *c, unsigned qi, RscFlow *f,
     return rsc_deliver(c, qi, buf, size, NULL, why);
 }
 
+/*
+ * Deliver a large TCP packet from the backend (vnet header GSO) with its
+ * segment count.  Out of line: its header is no burden on the fast path.
+ */
+static G_GNUC_NO_INLINE ssize_t rsc_deliver_gso(NetRscChain *c, unsigned qi,
+                                                const RscSeg *s,
+                                                const uint8_t *buf,
+                                                size_t size)
+{
+    NetRscVnetHdr gso = {
+        .flags = s->vnet_flags | VIRTIO_NET_HDR_F_RSC_INFO,
+        .gso_type = s->gso_type,
+        .hdr_len = lduw_le_p(buf + 2),
+        .gso_size = s->gso_size,
+        .csum_start = s->gso_size ?
+            MIN(DIV_ROUND_UP(s->payload_len, s->gso_size), UINT16_MAX) : 1,
+    };
+
+    return rsc_deliver(c, qi, buf, size, &gso, NET_RSC_BYPASS_BACKEND_GSO);
+}
+
 static ssize_t rsc_receive(NetRscChain *c, unsigned qi, const uint8_t *buf,
                            size_t size, size_t vhl, bool rsc4, bool rsc6,
                            int64_t now)
 {
     RscQueue *q = &c->queues[qi];
     NetRscBypass why;
-    NetRscVnetHdr gso;
     RscFlow *f;
     RscSeg s;
 
@@ -765,15 +835,7 @@ static ssize_t rsc_receive(NetRscChain *c, unsigned qi, const uint8_t *buf,
             (s.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4)) {
             return rsc_deliver(c, qi, buf, size, NULL, why);
         }
-        /* A large packet from the backend: report its segment count. */
-        gso.flags = s.vnet_flags | VIRTIO_NET_HDR_F_RSC_INFO;
-        gso.gso_type = s.gso_type;
-        gso.hdr_len = lduw_le_p(buf + 2);
-        gso.gso_size = s.gso_size;
-        gso.csum_start = s.gso_size ?
-            MIN(DIV_ROUND_UP(s.payload_len, s.gso_size), UINT16_MAX) : 1;
-        gso.csum_offset = 0;
-        return rsc_deliver(c, qi, buf, size, &gso, why);
+        return rsc_deliver_gso(c, qi, &s, buf, size);
     case RSC_CLASS_ACK:
         f = rsc_lookup(c, q, &s);
         if (f) {
