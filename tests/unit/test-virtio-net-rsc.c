@@ -22,10 +22,12 @@ typedef struct OutPkt {
     bool alone;             /* deliver() */
     NetRscVnetHdr hdr;
     bool has_hdr;
+    unsigned queue;         /* receive queue it was delivered on */
 } OutPkt;
 
 /* A unit under construction in the fake guest's memory. */
 typedef struct FakeUnit {
+    unsigned queue;
     uint8_t *buf;
     size_t cap;
     size_t len;
@@ -55,6 +57,7 @@ static NetRscBegin fake_begin(void *opaque, unsigned queue,
         f->buffers--;
     }
     u = g_new0(FakeUnit, 1);
+    u->queue = queue;
     u->cap = f->cap;
     u->buf = g_malloc(u->cap);
     g_assert_cmpuint(size - vhl, <=, u->cap);
@@ -97,6 +100,7 @@ static void fake_end(void *opaque, void *unit, const NetRscVnetHdr *hdr,
     }
     o->frame = g_memdup2(u->buf, frame_len);
     o->len = frame_len;
+    o->queue = u->queue;
     g_free(u->buf);
     g_free(u);
     f->live--;
@@ -118,6 +122,7 @@ static ssize_t fake_deliver(void *opaque, unsigned queue, const uint8_t *buf,
     o->frame = g_memdup2(buf + vhl, size - vhl);
     o->len = size - vhl;
     o->alone = true;
+    o->queue = queue;
     if (hdr) {
         o->hdr = *hdr;
         o->has_hdr = true;
@@ -139,15 +144,21 @@ typedef struct Env {
     int64_t now;
 } Env;
 
-static Env *env_new(unsigned max_flows, uint64_t interval)
+static Env *env_new_mq(unsigned queues, unsigned max_flows,
+                       uint64_t interval)
 {
     Env *e = g_new0(Env, 1);
 
     e->fake.buffers = -1;
     e->fake.cap = NET_RSC_MAX_FRAME;
-    e->chain = virtio_net_rsc_new(&fake_ops, &e->fake, 1, max_flows,
+    e->chain = virtio_net_rsc_new(&fake_ops, &e->fake, queues, max_flows,
                                   interval);
     return e;
+}
+
+static Env *env_new(unsigned max_flows, uint64_t interval)
+{
+    return env_new_mq(1, max_flows, interval);
 }
 
 static void env_free(Env *e)
@@ -244,13 +255,18 @@ static size_t build(Env *e, const Seg *s, uint8_t *buf)
     return e->fake.vhl + ETH_HLEN + iphl + tcplen + s->pad;
 }
 
-static ssize_t rx(Env *e, const Seg *s)
+static ssize_t rx_queue(Env *e, unsigned queue, const Seg *s)
 {
     uint8_t buf[70000];
     size_t len = build(e, s, buf);
 
-    return virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true,
-                                  true, e->now);
+    return virtio_net_rsc_receive(e->chain, queue, buf, len, e->fake.vhl,
+                                  true, true, e->now);
+}
+
+static ssize_t rx(Env *e, const Seg *s)
+{
+    return rx_queue(e, 0, s);
 }
 
 static void flush(Env *e)
@@ -576,6 +592,60 @@ static void test_timer(void)
     env_free(e);
 }
 
+/*
+ * Each receive queue has its own flow table, limit, age list and
+ * deadline: a connection seen on two queues (RSS changed its mind) builds
+ * one unit per queue, and nothing done on one queue touches the other.
+ */
+static void test_multiqueue(void)
+{
+    Env *e = env_new_mq(2, 2, 1000);
+    const OutPkt *o;
+
+    e->now = 1000;
+    rx_queue(e, 0, &(Seg){ .seq = 0, .len = 100, .sport = 1 });
+    rx_queue(e, 0, &(Seg){ .seq = 100, .len = 100, .sport = 1 });
+    e->now = 1500;
+    /* in sequence with queue 0's unit, but on queue 1: a unit of its own */
+    rx_queue(e, 1, &(Seg){ .seq = 200, .len = 100, .sport = 1 });
+    rx_queue(e, 1, &(Seg){ .seq = 300, .len = 100, .sport = 1 });
+    g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 2);
+    g_assert_cmpuint(e->fake.nout, ==, 0);
+    g_assert_cmpint(virtio_net_rsc_deadline(e->chain, 0), ==, 2000);
+    g_assert_cmpint(virtio_net_rsc_deadline(e->chain, 1), ==, 2500);
+
+    /* queue 1 full (2 flows): its oldest unit goes, queue 0's stays */
+    rx_queue(e, 1, &(Seg){ .seq = 0, .len = 100, .sport = 2 });
+    g_assert_cmpuint(e->fake.nout, ==, 0);
+    rx_queue(e, 1, &(Seg){ .seq = 0, .len = 100, .sport = 3 });
+    g_assert_cmpuint(e->fake.nout, ==, 1);
+    o = &e->fake.out[0];
+    g_assert_cmpuint(o->queue, ==, 1);
+    g_assert_true(o->coalesced);
+    g_assert_cmpuint(o->hdr.csum_start, ==, 2);
+    check_pkt(o, false, 200, 200);
+    g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 3);
+
+    /* the timer of queue 0 flushes queue 0 only */
+    g_assert_cmpint(virtio_net_rsc_expire(e->chain, 0, 2000), ==, -1);
+    g_assert_cmpuint(e->fake.nout, ==, 2);
+    o = &e->fake.out[1];
+    g_assert_cmpuint(o->queue, ==, 0);
+    g_assert_cmpuint(o->hdr.csum_start, ==, 2);
+    check_pkt(o, false, 0, 200);
+    g_assert_cmpint(virtio_net_rsc_deadline(e->chain, 1), ==, 2500);
+
+    /* flushing queue 1 delivers its two units, oldest first */
+    virtio_net_rsc_flush_queue(e->chain, 1, NET_RSC_FLUSH_BURST);
+    g_assert_cmpuint(e->fake.nout, ==, 4);
+    g_assert_cmpuint(e->fake.out[2].queue, ==, 1);
+    g_assert_cmpuint(lduw_be_p(e->fake.out[2].frame + 34), ==, 2);
+    g_assert_cmpuint(e->fake.out[3].queue, ==, 1);
+    g_assert_cmpuint(lduw_be_p(e->fake.out[3].frame + 34), ==, 3);
+    g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 0);
+    env_free(e);
+}
+
 static void test_backend_flags_and_gso(void)
 {
     Env *e = env_new(8, 0);
@@ -679,6 +749,8 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio-net-rsc/flush/timer", test_timer);
     g_test_add_func("/virtio-net-rsc/bounds/no-buffer", test_no_buffer);
     g_test_add_func("/virtio-net-rsc/bounds/evict-oldest", test_evict_oldest);
+    g_test_add_func("/virtio-net-rsc/multiqueue/independent",
+                    test_multiqueue);
     g_test_add_func("/virtio-net-rsc/backend/flags-and-gso",
                     test_backend_flags_and_gso);
     g_test_add_func("/virtio-net-rsc/hostile/truncation", test_truncation);
