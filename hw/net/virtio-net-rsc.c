@@ -26,6 +26,8 @@
 
 /* Ethernet + IPv6 + TCP with the timestamp option: the largest we merge. */
 #define RSC_MAX_L234 (ETH_HLEN + 40 + 32)
+/* RSC_MAX_L234 rounded up to 64-bit words, for rsc_fast() */
+#define RSC_L234_WORDS DIV_ROUND_UP(RSC_MAX_L234, 8)
 
 #define RSC_NIL UINT16_MAX
 
@@ -150,8 +152,25 @@ typedef struct RscFlow {
     uint8_t ecn_flags;      /* ECE and CWR of the first segment */
     uint8_t psh;            /* TCP_FLAG_PSH if any segment had it */
     uint8_t ttl;            /* minimum TTL or hop limit */
-    uint8_t l234[RSC_MAX_L234]; /* the first segment's headers */
+    uint8_t layout;         /* RSC_LAYOUT_*: which rsc_fast() mask */
+    uint8_t l234[RSC_L234_WORDS * 8]; /* the first segment's headers */
 } RscFlow;
+
+/* Host memory per connection: one RscFlow. */
+QEMU_BUILD_BUG_MSG(sizeof(RscFlow) > 256, "RscFlow grew past 256 bytes");
+
+/*
+ * Header layouts that rsc_fast() knows: IPv4 or IPv6 without options or
+ * extension headers, TCP without options or with NOP, NOP, timestamp.
+ */
+enum {
+    RSC_LAYOUT_V4,
+    RSC_LAYOUT_V4_TS,
+    RSC_LAYOUT_V6,
+    RSC_LAYOUT_V6_TS,
+    RSC_LAYOUT__MAX,
+    RSC_LAYOUT_NONE = RSC_LAYOUT__MAX,
+};
 
 /* The flow table of one receive queue. */
 typedef struct RscQueue {
@@ -161,6 +180,8 @@ typedef struct RscQueue {
     uint16_t oldest;        /* unit that falls due first */
     uint16_t newest;        /* unit started last */
     uint16_t held;          /* units under construction */
+    uint16_t prev;          /* unit that took the last data segment */
+    uint16_t last;          /* the same, if it took two in a row: rsc_fast() */
 } RscQueue;
 
 struct NetRscChain {
@@ -173,6 +194,13 @@ struct NetRscChain {
     uint64_t stats[RSC_STAT__MAX];
     uint64_t bypass[NET_RSC_BYPASS__MAX];
     uint64_t flushes[NET_RSC_FLUSH__MAX];
+    /*
+     * Per layout, the header bytes that a segment must have equal to the
+     * first segment of its unit: all but lengths, IPv4 ID and checksum,
+     * TTL, sequence and ACK numbers, PSH, window, TCP checksum, urgent
+     * pointer and timestamp values.
+     */
+    uint8_t masks[RSC_LAYOUT__MAX][RSC_L234_WORDS * 8];
     RscQueue queues[];      /* one per receive queue */
 };
 
@@ -524,6 +552,9 @@ static void rsc_release(NetRscChain *c, RscQueue *q, RscFlow *f)
     } else {
         q->newest = f->older;
     }
+    if (q->prev == idx) {
+        q->prev = q->last = RSC_NIL;
+    }
     f->unit = NULL;
     f->hnext = q->free;
     q->free = idx;
@@ -709,6 +740,13 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
     f->ecn_flags = s->tcp_flags & RSC_TCP_FLAG_ECN;
     f->psh = 0;
     f->ttl = s->ttl;
+    if (s->tcphl == sizeof(struct tcp_hdr)) {
+        f->layout = s->v6 ? RSC_LAYOUT_V6 : RSC_LAYOUT_V4;
+    } else if (s->tcphl == 32 && s->ts_off == 24) {
+        f->layout = s->v6 ? RSC_LAYOUT_V6_TS : RSC_LAYOUT_V4_TS;
+    } else {
+        f->layout = RSC_LAYOUT_NONE;
+    }
     if (size - (s->l2 - buf) >= sizeof(f->l234)) {
         /* a fixed size copies faster; the bytes past l234_len are unused */
         memcpy(f->l234, s->l2, sizeof(f->l234));
@@ -727,32 +765,60 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
         q->oldest = idx;
     }
     q->newest = idx;
+    q->prev = idx;
+    q->last = RSC_NIL;
 
     trace_virtio_net_rsc_unit_start(qi, s->seq, s->payload_len);
     return size;
+}
+
+/*
+ * Add @len bytes of payload at @payload, of a segment with sequence
+ * number @seq and the given header fields, to the unit of @f.  Returns
+ * false if the unit cannot grow.
+ */
+static inline bool rsc_append(NetRscChain *c, unsigned qi, RscFlow *f,
+                              const uint8_t *payload, uint32_t len,
+                              uint32_t seq, uint32_t ack, uint16_t win,
+                              uint32_t tsval, uint32_t tsecr,
+                              uint8_t tcp_flags, uint8_t ttl)
+{
+    if (!c->ops->unit_write(c->opaque, f->unit, f->l234_len + f->payload,
+                            payload, len)) {
+        return false;
+    }
+    f->payload += len;
+    f->next_seq += len;
+    f->ack = ack;
+    f->win = win;
+    f->tsval = tsval;
+    f->tsecr = tsecr;
+    f->psh |= tcp_flags & TCP_FLAG_PSH;
+    f->ttl = MIN(f->ttl, ttl);
+    f->segs++;
+    c->stats[RSC_STAT_MERGED]++;
+    trace_virtio_net_rsc_merge(qi, seq, len, f->segs);
+    if (len < f->mss) {
+        rsc_flush(c, qi, f, NET_RSC_FLUSH_SHORT);
+    }
+    return true;
 }
 
 /* Add the data segment @s to the unit of @f.  Returns false if full. */
 static bool rsc_merge(NetRscChain *c, unsigned qi, RscFlow *f,
                       const RscSeg *s)
 {
-    if (!c->ops->unit_write(c->opaque, f->unit, f->l234_len + f->payload,
-                            s->payload, s->payload_len)) {
+    RscQueue *q = &c->queues[qi];
+    uint16_t idx = f - q->flows;
+
+    if (!rsc_append(c, qi, f, s->payload, s->payload_len, s->seq, s->ack,
+                    s->win, s->tsval, s->tsecr, s->tcp_flags, s->ttl)) {
         return false;
     }
-    f->payload += s->payload_len;
-    f->next_seq += s->payload_len;
-    f->ack = s->ack;
-    f->win = s->win;
-    f->tsval = s->tsval;
-    f->tsecr = s->tsecr;
-    f->psh |= s->tcp_flags & TCP_FLAG_PSH;
-    f->ttl = MIN(f->ttl, s->ttl);
-    f->segs++;
-    c->stats[RSC_STAT_MERGED]++;
-    trace_virtio_net_rsc_merge(qi, s->seq, s->payload_len, f->segs);
-    if (s->payload_len < f->mss) {
-        rsc_flush(c, qi, f, NET_RSC_FLUSH_SHORT);
+    if (f->unit) {
+        /* a run of segments of one connection: try rsc_fast() next */
+        q->last = q->prev == idx ? idx : RSC_NIL;
+        q->prev = idx;
     }
     return true;
 }
@@ -810,9 +876,10 @@ static G_GNUC_NO_INLINE ssize_t rsc_deliver_gso(NetRscChain *c, unsigned qi,
     return rsc_deliver(c, qi, buf, size, &gso, NET_RSC_BYPASS_BACKEND_GSO);
 }
 
-static ssize_t rsc_receive(NetRscChain *c, unsigned qi, const uint8_t *buf,
-                           size_t size, size_t vhl, bool rsc4, bool rsc6,
-                           int64_t now)
+static inline ssize_t rsc_classify(NetRscChain *c, unsigned qi,
+                                   const uint8_t *buf, size_t size,
+                                   size_t vhl, bool rsc4, bool rsc6,
+                                   int64_t now)
 {
     RscQueue *q = &c->queues[qi];
     NetRscBypass why;
@@ -860,20 +927,157 @@ static ssize_t rsc_receive(NetRscChain *c, unsigned qi, const uint8_t *buf,
     g_assert_not_reached();
 }
 
+/* Every frame that rsc_fast() does not take. */
+static G_GNUC_NO_INLINE ssize_t rsc_receive(NetRscChain *c, unsigned qi,
+                                            const uint8_t *buf, size_t size,
+                                            size_t vhl, bool rsc4, bool rsc6,
+                                            int64_t now)
+{
+    ssize_t ret = rsc_classify(c, qi, buf, size, vhl, rsc4, rsc6, now);
+
+    if (ret > 0) {
+        c->stats[RSC_STAT_SEGMENTS]++;
+    }
+    return ret;
+}
+
+/* The bits of the 64-bit words at @off of @a and @b that differ in @mask. */
+static inline uint64_t rsc_masked_diff(const uint8_t *a, const uint8_t *b,
+                                       const uint8_t *mask, unsigned off)
+{
+    return (ldq_he_p(a + off) ^ ldq_he_p(b + off)) & ldq_he_p(mask + off);
+}
+
+/*
+ * The fast path: a data segment that continues the unit of the queue's
+ * last data segment, with the same header layout.  Its headers must equal
+ * those of the unit's first segment (which passed every check of
+ * rsc_parse()) except for the fields the mask leaves out, so only those
+ * fields are checked here.  Anything else goes to rsc_receive(), which
+ * decides as if this had not been tried.  Only tried when the queue's
+ * last two data segments went to one unit.
+ */
+static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
+                                          const uint8_t *buf, size_t size,
+                                          size_t vhl, bool rsc4, bool rsc6,
+                                          int64_t now)
+{
+    RscQueue *q = &c->queues[qi];
+    RscFlow *f = &q->flows[q->last];
+    const uint8_t *l2, *ip, *tcp, *mask;
+    uint32_t l4len, tcphl, len, seq, ack, tsval = 0, tsecr = 0;
+    uint8_t ttl;
+
+    if (f->layout == RSC_LAYOUT_NONE ||
+        vhl < sizeof(struct virtio_net_hdr) || vhl > size ||
+        size - vhl < sizeof(f->l234) ||
+        !(buf[0] & (VIRTIO_NET_HDR_F_DATA_VALID |
+                    VIRTIO_NET_HDR_F_NEEDS_CSUM)) ||
+        buf[1] != VIRTIO_NET_HDR_GSO_NONE) {
+        goto slow;
+    }
+    l2 = buf + vhl;
+    mask = c->masks[f->layout];
+    QEMU_BUILD_BUG_ON(RSC_L234_WORDS != 11);
+    /* addresses and (IPv4) ports first: another connection fails fast */
+    if (rsc_masked_diff(l2, f->l234, mask, 24) |
+        rsc_masked_diff(l2, f->l234, mask, 32)) {
+        goto slow;
+    }
+    if (rsc_masked_diff(l2, f->l234, mask, 0) |
+        rsc_masked_diff(l2, f->l234, mask, 8) |
+        rsc_masked_diff(l2, f->l234, mask, 16) |
+        rsc_masked_diff(l2, f->l234, mask, 40) |
+        rsc_masked_diff(l2, f->l234, mask, 48) |
+        rsc_masked_diff(l2, f->l234, mask, 56) |
+        rsc_masked_diff(l2, f->l234, mask, 64) |
+        rsc_masked_diff(l2, f->l234, mask, 72) |
+        rsc_masked_diff(l2, f->l234, mask, 80)) {
+        goto slow;
+    }
+    ip = l2 + ETH_HLEN;
+    if (f->v6) {
+        l4len = lduw_be_p(ip + 4);
+        if (!rsc6 || l4len > size - vhl - ETH_HLEN - f->iphl) {
+            goto slow;
+        }
+        ttl = ip[7];
+    } else {
+        l4len = lduw_be_p(ip + 2) - f->iphl;
+        if (!rsc4 || lduw_be_p(ip + 2) > size - vhl - ETH_HLEN ||
+            !rsc_ip4_csum_ok(ip)) {
+            goto slow;
+        }
+        ttl = ip[8];
+    }
+    tcp = ip + f->iphl;
+    tcphl = f->l234_len - ETH_HLEN - f->iphl;
+    /* no payload (or a length shorter than the headers): not for here */
+    if ((int32_t)l4len <= (int32_t)tcphl) {
+        goto slow;
+    }
+    len = l4len - tcphl;
+    seq = ldl_be_p(tcp + 4);
+    ack = ldl_be_p(tcp + 8);
+    if (f->ts_off) {
+        tsval = ldl_be_p(tcp + f->ts_off);
+        tsecr = ldl_be_p(tcp + f->ts_off + 4);
+    }
+    if (seq != f->next_seq || (int32_t)(ack - f->ack) < 0 ||
+        (f->ts_off && (int32_t)(tsval - f->tsval) < 0) || len > f->mss ||
+        f->l234_len + f->payload + len > NET_RSC_MAX_FRAME ||
+        f->segs == UINT16_MAX ||
+        !rsc_append(c, qi, f, tcp + tcphl, len, seq, ack,
+                    lduw_be_p(tcp + 14), tsval, tsecr, tcp[13], ttl)) {
+        goto slow;
+    }
+    c->stats[RSC_STAT_SEGMENTS]++;
+    return size;
+
+slow:
+    return rsc_receive(c, qi, buf, size, vhl, rsc4, rsc6, now);
+}
+
+/* The header bytes of @layout that rsc_fast() compares (see masks). */
+static void rsc_make_mask(unsigned layout, uint8_t *mask)
+{
+    bool v6 = layout == RSC_LAYOUT_V6 || layout == RSC_LAYOUT_V6_TS;
+    bool ts = layout == RSC_LAYOUT_V4_TS || layout == RSC_LAYOUT_V6_TS;
+    uint8_t *ip = mask + ETH_HLEN;
+    uint8_t *tcp = ip + (v6 ? sizeof(struct ip6_header) :
+                              sizeof(struct ip_header));
+    unsigned tcphl = ts ? 32 : sizeof(struct tcp_hdr);
+
+    memset(mask, 0, RSC_L234_WORDS * 8);
+    memset(mask, 0xff, tcp + tcphl - mask);
+    if (v6) {
+        memset(ip + 4, 0, 2);       /* payload length */
+        ip[7] = 0;                  /* hop limit */
+    } else {
+        memset(ip + 2, 0, 4);       /* total length, identification */
+        ip[8] = 0;                  /* TTL */
+        memset(ip + 10, 0, 2);      /* header checksum */
+    }
+    memset(tcp + 4, 0, 8);          /* sequence and ACK numbers */
+    tcp[13] = (uint8_t)~TCP_FLAG_PSH;
+    memset(tcp + 14, 0, 6);         /* window, checksum, urgent pointer */
+    if (ts) {
+        memset(tcp + 24, 0, 8);     /* TSval, TSecr */
+    }
+}
+
 ssize_t virtio_net_rsc_receive(NetRscChain *chain, unsigned queue,
                                const uint8_t *buf, size_t size,
                                size_t vnet_hdr_len, bool rsc4, bool rsc6,
                                int64_t now_ns)
 {
-    ssize_t ret;
-
     assert(queue < chain->nqueues);
-    ret = rsc_receive(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6,
-                      now_ns);
-    if (ret > 0) {
-        chain->stats[RSC_STAT_SEGMENTS]++;
+    if (chain->queues[queue].last != RSC_NIL) {
+        return rsc_fast(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6,
+                        now_ns);
     }
-    return ret;
+    return rsc_receive(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6,
+                       now_ns);
 }
 
 void virtio_net_rsc_flush_queue(NetRscChain *chain, unsigned queue,
@@ -963,6 +1167,9 @@ NetRscChain *virtio_net_rsc_new(const NetRscOps *ops, void *opaque,
     c->nqueues = queues;
     c->max_flows = max_flows;
     c->bucket_mask = pow2ceil(2 * max_flows) - 1;
+    for (i = 0; i < RSC_LAYOUT__MAX; i++) {
+        rsc_make_mask(i, c->masks[i]);
+    }
     for (i = 0; i < queues; i++) {
         RscQueue *q = &c->queues[i];
 
@@ -975,7 +1182,7 @@ NetRscChain *virtio_net_rsc_new(const NetRscOps *ops, void *opaque,
             q->flows[j].hnext = j + 1 < max_flows ? j + 1 : RSC_NIL;
         }
         q->free = 0;
-        q->oldest = q->newest = RSC_NIL;
+        q->oldest = q->newest = q->prev = q->last = RSC_NIL;
     }
     return c;
 }

@@ -191,6 +191,8 @@ typedef struct Seg {
     bool df;
     uint16_t pad;           /* Ethernet padding after the datagram */
     bool bad_csum;
+    bool bad_ip_csum;       /* IPv4 header checksum */
+    uint8_t vflags;         /* vnet header flags, if the frames have one */
 } Seg;
 
 /* Payload byte at stream offset @off of the connection of port @sport. */
@@ -206,6 +208,9 @@ static size_t build(Env *e, const Seg *s, uint8_t *buf)
     uint32_t tcplen = tcphl + s->len, sum;
 
     memset(buf, 0, e->fake.vhl + ETH_HLEN + iphl + tcplen + s->pad);
+    if (e->fake.vhl) {
+        buf[0] = s->vflags;
+    }
     memcpy(l2, "\x52\x54\x00\x12\x34\x56\x52\x54\x00\x65\x43\x21", 12);
     if (s->v6) {
         stw_be_p(l2 + 12, ETH_P_IPV6);
@@ -228,7 +233,8 @@ static size_t build(Env *e, const Seg *s, uint8_t *buf)
         ip[9] = IP_PROTO_TCP;
         stl_be_p(ip + 12, 0x0a000001);
         stl_be_p(ip + 16, 0x0a000002);
-        stw_be_p(ip + 10, net_checksum_finish(net_checksum_add(20, ip)));
+        stw_be_p(ip + 10, net_checksum_finish(net_checksum_add(20, ip)) ^
+                          (s->bad_ip_csum ? 0x100 : 0));
     }
     tcp = ip + iphl;
     stw_be_p(tcp, s->sport ? s->sport : 1000);
@@ -412,37 +418,42 @@ static void test_ipv6(void)
     env_free(e);
 }
 
+/* A segment after one of 100 bytes at sequence 0, and whether it merges. */
+static const struct {
+    Seg second;
+    bool merges;
+} exception_cases[] = {
+    { { .seq = 100, .len = 100 }, true },
+    { { .seq = 101, .len = 100 }, false },                  /* gap */
+    { { .seq = 0, .len = 100 }, false },                    /* retrans */
+    { { .seq = 100, .len = 100, .ack = 0xffffffff }, false }, /* old ack */
+    { { .seq = 100, .len = 100, .tos = 1 }, false },        /* ECN */
+    { { .seq = 100, .len = 100, .df = true }, false },      /* DF */
+    { { .seq = 100, .len = 100, .flags = TCP_FLAG_ACK | TCP_FLAG_ECE },
+      false },
+    { { .seq = 100, .len = 100, .ts = true }, false },      /* options */
+    /* options, and the same TCP length as a segment without them */
+    { { .seq = 100, .len = 88, .ts = true }, false },
+    { { .seq = 100, .len = 101 }, false },                  /* > MSS */
+    { { .seq = 100, .len = 100, .bad_csum = true }, false },
+    { { .seq = 100, .len = 100, .bad_ip_csum = true }, false },
+    { { .seq = 100, .len = 100, .flags = TCP_FLAG_ACK | TCP_FLAG_FIN },
+      false },
+    { { .seq = 100, .len = 100, .flags = TCP_FLAG_ACK | TCP_FLAG_URG },
+      false },
+};
+
 static void test_exceptions(void)
 {
-    static const struct {
-        Seg second;
-        bool merges;
-    } cases[] = {
-        { { .seq = 100, .len = 100 }, true },
-        { { .seq = 101, .len = 100 }, false },                  /* gap */
-        { { .seq = 0, .len = 100 }, false },                    /* retrans */
-        { { .seq = 100, .len = 100, .ack = 0xffffffff }, false }, /* old ack */
-        { { .seq = 100, .len = 100, .tos = 1 }, false },        /* ECN */
-        { { .seq = 100, .len = 100, .df = true }, false },      /* DF */
-        { { .seq = 100, .len = 100, .flags = TCP_FLAG_ACK | TCP_FLAG_ECE },
-          false },
-        { { .seq = 100, .len = 100, .ts = true }, false },      /* options */
-        { { .seq = 100, .len = 101 }, false },                  /* > MSS */
-        { { .seq = 100, .len = 100, .bad_csum = true }, false },
-        { { .seq = 100, .len = 100, .flags = TCP_FLAG_ACK | TCP_FLAG_FIN },
-          false },
-        { { .seq = 100, .len = 100, .flags = TCP_FLAG_ACK | TCP_FLAG_URG },
-          false },
-    };
     unsigned i;
 
-    for (i = 0; i < ARRAY_SIZE(cases); i++) {
+    for (i = 0; i < ARRAY_SIZE(exception_cases); i++) {
         Env *e = env_new(8, 0);
 
         rx(e, &(Seg){ .seq = 0, .len = 100 });
-        rx(e, &cases[i].second);
+        rx(e, &exception_cases[i].second);
         flush(e);
-        if (cases[i].merges) {
+        if (exception_cases[i].merges) {
             g_assert_cmpuint(e->fake.nout, ==, 1);
         } else {
             /* the held unit first, then the other segment */
@@ -450,9 +461,60 @@ static void test_exceptions(void)
             g_assert_false(e->fake.out[0].coalesced);
             check_pkt(&e->fake.out[0], false, 0, 100);
             g_assert_cmpuint(ldl_be_p(e->fake.out[1].frame + 38), ==,
-                             cases[i].second.seq);
+                             exception_cases[i].second.seq);
         }
         env_free(e);
+    }
+}
+
+/*
+ * The same exceptions in the middle of a run of one connection with
+ * DATA_VALID vnet headers (the engine's fast path, from the third segment
+ * on), for IPv4 and IPv6, with and without timestamps.
+ */
+static void test_exceptions_in_run(void)
+{
+    unsigned i, layout;
+
+    for (layout = 0; layout < 4; layout++) {
+        bool v6 = layout & 1, ts = layout & 2;
+        unsigned iphl = v6 ? 40 : 20;
+
+        for (i = 0; i < ARRAY_SIZE(exception_cases); i++) {
+            Seg next = exception_cases[i].second;
+            bool merges = exception_cases[i].merges ||
+                          next.bad_csum ||  /* DATA_VALID: not checked */
+                          /* no DF, no header checksum in IPv6 */
+                          (v6 && (next.df || next.bad_ip_csum));
+            Env *e = env_new(8, 0);
+            uint32_t seq;
+
+            e->fake.vhl = VHDR_LEN;
+            for (seq = 0; seq < 300; seq += 100) {
+                rx(e, &(Seg){ .v6 = v6, .ts = ts, .seq = seq, .len = 100,
+                              .vflags = VIRTIO_NET_HDR_F_DATA_VALID });
+            }
+            next.v6 = v6;
+            next.ts = ts != next.ts;
+            next.seq += 200;
+            next.vflags = VIRTIO_NET_HDR_F_DATA_VALID;
+            rx(e, &next);
+            flush(e);
+            g_assert_true(e->fake.out[0].coalesced);
+            if (merges) {
+                g_assert_cmpuint(e->fake.nout, ==, 1);
+                g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 4);
+                check_pkt(&e->fake.out[0], v6, 0, 400);
+            } else {
+                /* the held unit first, then the other segment */
+                g_assert_cmpuint(e->fake.nout, ==, 2);
+                g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 3);
+                check_pkt(&e->fake.out[0], v6, 0, 300);
+                g_assert_cmpuint(ldl_be_p(e->fake.out[1].frame + ETH_HLEN +
+                                          iphl + 4), ==, next.seq);
+            }
+            env_free(e);
+        }
     }
 }
 
@@ -742,6 +804,7 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio-net-rsc/merge/ipv6", test_ipv6);
     g_test_add_func("/virtio-net-rsc/merge/interleaved", test_interleaved);
     g_test_add_func("/virtio-net-rsc/exception/table", test_exceptions);
+    g_test_add_func("/virtio-net-rsc/exception/in-run", test_exceptions_in_run);
     g_test_add_func("/virtio-net-rsc/exception/pure-acks", test_pure_acks);
     g_test_add_func("/virtio-net-rsc/flush/short-segment",
                     test_short_segment);
