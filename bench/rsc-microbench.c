@@ -168,11 +168,17 @@ static ssize_t guest_deliver(void *opaque, unsigned queue, const uint8_t *buf,
     return size;
 }
 
+static int64_t guest_now(void *opaque)
+{
+    return 0;
+}
+
 static const NetRscOps guest_ops = {
     .unit_begin = guest_begin,
     .unit_write = guest_write,
     .unit_end = guest_end,
     .deliver = guest_deliver,
+    .now = guest_now,
 };
 
 static int64_t now_ns(void)
@@ -290,7 +296,7 @@ static void count_run(const Config *cfg, uint64_t segs)
         prepare(t, &guests[VAR_COPY], n);
         for (k = 0; k < n; k++) {
             virtio_net_rsc_receive(chain, 0, t->frames[k], FRAME_LEN,
-                                   VHDR_LEN, true, true, 0);
+                                   VHDR_LEN, true, true);
             if (t->round_end[k]) {
                 virtio_net_rsc_flush_all(chain, NET_RSC_FLUSH_BURST);
             }
@@ -369,7 +375,7 @@ static void measure(const Config *cfg, uint64_t segs, unsigned first,
                 for (k = 0; k < n; k++) {
                     if (virtio_net_rsc_receive(chain[v], 0, t->frames[k],
                                                FRAME_LEN, VHDR_LEN, true,
-                                               true, 0) != FRAME_LEN) {
+                                               true) != FRAME_LEN) {
                         g_printerr("rsc-microbench: segment not accepted\n");
                         exit(1);
                     }

@@ -685,7 +685,7 @@ static int rsc_match(const RscFlow *f, const RscSeg *s)
 
 /* Start a unit with the data segment @s.  Returns as receive does. */
 static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
-                         const uint8_t *buf, size_t size, int64_t now)
+                         const uint8_t *buf, size_t size)
 {
     RscQueue *q = &c->queues[qi];
     uint16_t idx, *bucket;
@@ -729,7 +729,7 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
     f->ipclass = s->ipclass;
     f->payload = s->payload_len;
     f->frame_len = size - (s->l2 - buf);
-    f->start_ns = now;
+    f->start_ns = c->ops->now(c->opaque);
     f->unit = unit;
     f->win = s->win;
     f->mss = s->payload_len;
@@ -878,8 +878,7 @@ static G_GNUC_NO_INLINE ssize_t rsc_deliver_gso(NetRscChain *c, unsigned qi,
 
 static inline ssize_t rsc_classify(NetRscChain *c, unsigned qi,
                                    const uint8_t *buf, size_t size,
-                                   size_t vhl, bool rsc4, bool rsc6,
-                                   int64_t now)
+                                   size_t vhl, bool rsc4, bool rsc6)
 {
     RscQueue *q = &c->queues[qi];
     NetRscBypass why;
@@ -922,7 +921,7 @@ static inline ssize_t rsc_classify(NetRscChain *c, unsigned qi,
             }
             rsc_flush(c, qi, f, cause);
         }
-        return rsc_start(c, qi, &s, buf, size, now);
+        return rsc_start(c, qi, &s, buf, size);
     }
     g_assert_not_reached();
 }
@@ -930,10 +929,9 @@ static inline ssize_t rsc_classify(NetRscChain *c, unsigned qi,
 /* Every frame that rsc_fast() does not take. */
 static G_GNUC_NO_INLINE ssize_t rsc_receive(NetRscChain *c, unsigned qi,
                                             const uint8_t *buf, size_t size,
-                                            size_t vhl, bool rsc4, bool rsc6,
-                                            int64_t now)
+                                            size_t vhl, bool rsc4, bool rsc6)
 {
-    ssize_t ret = rsc_classify(c, qi, buf, size, vhl, rsc4, rsc6, now);
+    ssize_t ret = rsc_classify(c, qi, buf, size, vhl, rsc4, rsc6);
 
     if (ret > 0) {
         c->stats[RSC_STAT_SEGMENTS]++;
@@ -959,8 +957,7 @@ static inline uint64_t rsc_masked_diff(const uint8_t *a, const uint8_t *b,
  */
 static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
                                           const uint8_t *buf, size_t size,
-                                          size_t vhl, bool rsc4, bool rsc6,
-                                          int64_t now)
+                                          size_t vhl, bool rsc4, bool rsc6)
 {
     RscQueue *q = &c->queues[qi];
     RscFlow *f = &q->flows[q->last];
@@ -1035,7 +1032,7 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
     return size;
 
 slow:
-    return rsc_receive(c, qi, buf, size, vhl, rsc4, rsc6, now);
+    return rsc_receive(c, qi, buf, size, vhl, rsc4, rsc6);
 }
 
 /* The header bytes of @layout that rsc_fast() compares (see masks). */
@@ -1068,16 +1065,13 @@ static void rsc_make_mask(unsigned layout, uint8_t *mask)
 
 ssize_t virtio_net_rsc_receive(NetRscChain *chain, unsigned queue,
                                const uint8_t *buf, size_t size,
-                               size_t vnet_hdr_len, bool rsc4, bool rsc6,
-                               int64_t now_ns)
+                               size_t vnet_hdr_len, bool rsc4, bool rsc6)
 {
     assert(queue < chain->nqueues);
     if (chain->queues[queue].last != RSC_NIL) {
-        return rsc_fast(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6,
-                        now_ns);
+        return rsc_fast(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6);
     }
-    return rsc_receive(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6,
-                       now_ns);
+    return rsc_receive(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6);
 }
 
 void virtio_net_rsc_flush_queue(NetRscChain *chain, unsigned queue,

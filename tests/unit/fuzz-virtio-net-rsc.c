@@ -849,11 +849,19 @@ static ssize_t fake_deliver(void *opaque, unsigned queue, const uint8_t *buf,
     return size;
 }
 
+static int64_t fake_now(void *opaque)
+{
+    Ctx *c = opaque;
+
+    return c->now;
+}
+
 static const NetRscOps fake_ops = {
     .unit_begin = fake_begin,
     .unit_write = fake_write,
     .unit_end = fake_end,
     .deliver = fake_deliver,
+    .now = fake_now,
 };
 
 /* Checks after every operation. */
@@ -910,7 +918,7 @@ static bool receive(Ctx *c, unsigned queue, uint8_t *buf, size_t size,
 
     c->inflight = e;
     ret = virtio_net_rsc_receive(c->chain, queue, buf, size, c->vhl,
-                                 c->rsc4, c->rsc6, c->now);
+                                 c->rsc4, c->rsc6);
     c->inflight = NULL;
     if (ret == 0) {
         CHECK(!e->consumed, "refused frame reached the guest");

@@ -40,6 +40,7 @@ typedef struct Fake {
     size_t cap;             /* bytes one unit can hold */
     unsigned live;          /* units begun and not ended */
     size_t vhl;             /* backend vnet header bytes in each frame */
+    int64_t now;            /* virtual clock */
 } Fake;
 
 static NetRscBegin fake_begin(void *opaque, unsigned queue,
@@ -130,18 +131,25 @@ static ssize_t fake_deliver(void *opaque, unsigned queue, const uint8_t *buf,
     return size;
 }
 
+static int64_t fake_now(void *opaque)
+{
+    Fake *f = opaque;
+
+    return f->now;
+}
+
 static const NetRscOps fake_ops = {
     .unit_begin = fake_begin,
     .unit_write = fake_write,
     .unit_end = fake_end,
     .deliver = fake_deliver,
+    .now = fake_now,
 };
 
 /* The fake guest and the engine under test. */
 typedef struct Env {
     Fake fake;
     NetRscChain *chain;
-    int64_t now;
 } Env;
 
 static Env *env_new_mq(unsigned queues, unsigned max_flows,
@@ -267,7 +275,7 @@ static ssize_t rx_queue(Env *e, unsigned queue, const Seg *s)
     size_t len = build(e, s, buf);
 
     return virtio_net_rsc_receive(e->chain, queue, buf, len, e->fake.vhl,
-                                  true, true, e->now);
+                                  true, true);
 }
 
 static ssize_t rx(Env *e, const Seg *s)
@@ -640,9 +648,9 @@ static void test_timer(void)
 {
     Env *e = env_new(8, 1000);
 
-    e->now = 5000;
+    e->fake.now = 5000;
     rx(e, &(Seg){ .seq = 0, .len = 100, .sport = 1 });
-    e->now = 5500;
+    e->fake.now = 5500;
     rx(e, &(Seg){ .seq = 0, .len = 100, .sport = 2 });
     g_assert_cmpint(virtio_net_rsc_deadline(e->chain, 0), ==, 6000);
     g_assert_cmpint(virtio_net_rsc_expire(e->chain, 0, 5999), ==, 6000);
@@ -664,10 +672,10 @@ static void test_multiqueue(void)
     Env *e = env_new_mq(2, 2, 1000);
     const OutPkt *o;
 
-    e->now = 1000;
+    e->fake.now = 1000;
     rx_queue(e, 0, &(Seg){ .seq = 0, .len = 100, .sport = 1 });
     rx_queue(e, 0, &(Seg){ .seq = 100, .len = 100, .sport = 1 });
-    e->now = 1500;
+    e->fake.now = 1500;
     /* in sequence with queue 0's unit, but on queue 1: a unit of its own */
     rx_queue(e, 1, &(Seg){ .seq = 200, .len = 100, .sport = 1 });
     rx_queue(e, 1, &(Seg){ .seq = 300, .len = 100, .sport = 1 });
@@ -718,17 +726,17 @@ static void test_backend_flags_and_gso(void)
     /* DATA_VALID: a wrong checksum field is not looked at */
     len = build(e, &(Seg){ .seq = 0, .len = 100, .bad_csum = true }, buf);
     buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true, 0);
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true);
     len = build(e, &(Seg){ .seq = 100, .len = 100, .bad_csum = true }, buf);
     buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true, 0);
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true);
     /* a GSO packet from the backend: flushes, passes with RSC_INFO */
     len = build(e, &(Seg){ .seq = 200, .len = 3000 }, buf);
     buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
     stw_le_p(buf + 2, 54);
     stw_le_p(buf + 4, 1000);
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true, 0);
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true);
     g_assert_cmpuint(e->fake.nout, ==, 2);
     g_assert_true(e->fake.out[0].coalesced);
     g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 2);
@@ -782,7 +790,7 @@ static void test_truncation(void)
 
             memcpy(copy, buf, cut);
             g_assert_cmpint(virtio_net_rsc_receive(e->chain, 0, copy, cut, 0,
-                                                   true, true, 0), ==, cut);
+                                                   true, true), ==, cut);
             g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 0);
             g_assert_cmpuint(e->fake.nout, ==, before + 1);
             g_assert_cmpmem(e->fake.out[before].frame,

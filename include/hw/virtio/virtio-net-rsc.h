@@ -118,6 +118,11 @@ typedef struct NetRscOps {
      */
     ssize_t (*deliver)(void *opaque, unsigned queue, const uint8_t *buf,
                        size_t size, const NetRscVnetHdr *hdr);
+    /*
+     * @now: the current virtual clock time in ns.  Asked only when a unit
+     * starts, not for every segment.
+     */
+    int64_t (*now)(void *opaque);
 } NetRscOps;
 
 /**
@@ -154,7 +159,6 @@ void virtio_net_rsc_delete(NetRscChain *chain);
  * @vnet_hdr_len: bytes of backend vnet header at the start of @buf
  * @rsc4: coalesce TCP over IPv4
  * @rsc6: coalesce TCP over IPv6
- * @now_ns: current virtual clock time
  *
  * The frame is merged into a unit, starts a unit, or is delivered alone
  * (after the unit of its connection, if any).
@@ -165,8 +169,7 @@ void virtio_net_rsc_delete(NetRscChain *chain);
  */
 ssize_t virtio_net_rsc_receive(NetRscChain *chain, unsigned queue,
                                const uint8_t *buf, size_t size,
-                               size_t vnet_hdr_len, bool rsc4, bool rsc6,
-                               int64_t now_ns);
+                               size_t vnet_hdr_len, bool rsc4, bool rsc6);
 
 /**
  * virtio_net_rsc_flush_queue: deliver every unit held on one queue
