@@ -18,6 +18,7 @@
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
 #include "qemu/host-utils.h"
+#include "qemu/units.h"
 #include "net/checksum.h"
 #include "net/eth.h"
 #include "standard-headers/linux/virtio_net.h"
@@ -204,6 +205,9 @@ struct NetRscChain {
     RscQueue queues[];      /* one per receive queue */
 };
 
+/* Four 32-bit lanes, for rsc_csum() */
+typedef uint32_t RscVec __attribute__((vector_size(16)));
+
 static inline uint16_t rsc_fold(uint32_t sum)
 {
     return ~net_checksum_finish(sum);
@@ -218,30 +222,33 @@ static inline uint16_t rsc_fold(uint32_t sum)
  */
 static uint32_t rsc_csum(const uint8_t *p, size_t len)
 {
-    uint64_t sum = 0, sum2 = 0;
-    uint16_t tail = 0;
+    RscVec acc = { 0 }, acc2 = { 0 };
+    uint64_t sum = 0, tail = 0;
+    unsigned i;
 
-    /* two independent sums of 32-bit words: no carry is ever lost */
+    /*
+     * 32 bytes at a time as 32-bit lanes, each lane summing its two 16-bit
+     * halves: no lane overflows for @len below 256 KiB.
+     */
+    assert(len < 256 * KiB);
     for (; len >= 32; p += 32, len -= 32) {
-        /* ldl_he_p() returns an int: no sign extension into the sum */
-        sum += (uint64_t)(uint32_t)ldl_he_p(p) + (uint32_t)ldl_he_p(p + 4) +
-               (uint32_t)ldl_he_p(p + 8) + (uint32_t)ldl_he_p(p + 12);
-        sum2 += (uint64_t)(uint32_t)ldl_he_p(p + 16) +
-                (uint32_t)ldl_he_p(p + 20) + (uint32_t)ldl_he_p(p + 24) +
-                (uint32_t)ldl_he_p(p + 28);
+        RscVec a, b;
+
+        memcpy(&a, p, sizeof(a));
+        memcpy(&b, p + 16, sizeof(b));
+        acc += (a & 0xffff) + (a >> 16);
+        acc2 += (b & 0xffff) + (b >> 16);
     }
-    sum += sum2;
-    for (; len >= 8; p += 8, len -= 8) {
+    acc += acc2;
+    for (i = 0; i < 4; i++) {
+        sum += acc[i];
+    }
+    for (; len >= 4; p += 4, len -= 4) {
         sum += (uint32_t)ldl_he_p(p);
-        sum += (uint32_t)ldl_he_p(p + 4);
     }
-    for (; len >= 2; p += 2, len -= 2) {
-        sum += lduw_he_p(p);
-    }
-    if (len) {
-        memcpy(&tail, p, 1);
-        sum += tail;
-    }
+    /* the last bytes keep their places in a zero-filled word */
+    memcpy(&tail, p, len);
+    sum += tail;
     sum = (sum & 0xffffffff) + (sum >> 32);
     sum = (sum & 0xffffffff) + (sum >> 32);
     sum = (sum & 0xffff) + (sum >> 16);
@@ -963,15 +970,19 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
     RscFlow *f = &q->flows[q->last];
     const uint8_t *l2, *ip, *tcp, *mask;
     uint32_t l4len, tcphl, len, seq, ack, tsval = 0, tsecr = 0;
+    bool csum_ok = false;
     uint8_t ttl;
 
-    if (f->layout == RSC_LAYOUT_NONE ||
-        vhl < sizeof(struct virtio_net_hdr) || vhl > size ||
-        size - vhl < sizeof(f->l234) ||
-        !(buf[0] & (VIRTIO_NET_HDR_F_DATA_VALID |
-                    VIRTIO_NET_HDR_F_NEEDS_CSUM)) ||
-        buf[1] != VIRTIO_NET_HDR_GSO_NONE) {
+    if (f->layout == RSC_LAYOUT_NONE || vhl > size ||
+        size - vhl < sizeof(f->l234)) {
         goto slow;
+    }
+    if (vhl >= sizeof(struct virtio_net_hdr)) {
+        if (buf[1] != VIRTIO_NET_HDR_GSO_NONE) {
+            goto slow;
+        }
+        csum_ok = buf[0] & (VIRTIO_NET_HDR_F_DATA_VALID |
+                            VIRTIO_NET_HDR_F_NEEDS_CSUM);
     }
     l2 = buf + vhl;
     mask = c->masks[f->layout];
@@ -1024,6 +1035,10 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
         (f->ts_off && (int32_t)(tsval - f->tsval) < 0) || len > f->mss ||
         f->l234_len + f->payload + len > NET_RSC_MAX_FRAME ||
         f->segs == UINT16_MAX ||
+        (!csum_ok &&
+         net_checksum_finish(rsc_pseudo_sum(ip + (f->v6 ? 8 : 12), f->v6,
+                                            l4len) +
+                             rsc_csum(tcp, l4len))) ||
         !rsc_append(c, qi, f, tcp + tcphl, len, seq, ack,
                     lduw_be_p(tcp + 14), tsval, tsecr, tcp[13], ttl)) {
         goto slow;

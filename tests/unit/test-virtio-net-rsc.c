@@ -476,36 +476,39 @@ static void test_exceptions(void)
 }
 
 /*
- * The same exceptions in the middle of a run of one connection with
- * DATA_VALID vnet headers (the engine's fast path, from the third segment
- * on), for IPv4 and IPv6, with and without timestamps.
+ * The same exceptions in the middle of a run of one connection (the
+ * engine's fast path, from the third segment on), for IPv4 and IPv6, with
+ * and without timestamps; without vnet headers and with vnet headers
+ * without flags (checksums checked), and with DATA_VALID vnet headers.
  */
 static void test_exceptions_in_run(void)
 {
     unsigned i, layout;
 
-    for (layout = 0; layout < 4; layout++) {
+    for (layout = 0; layout < 12; layout++) {
         bool v6 = layout & 1, ts = layout & 2;
+        bool has_vhdr = layout >= 4, valid = layout >= 8;
+        uint8_t vflags = valid ? VIRTIO_NET_HDR_F_DATA_VALID : 0;
         unsigned iphl = v6 ? 40 : 20;
 
         for (i = 0; i < ARRAY_SIZE(exception_cases); i++) {
             Seg next = exception_cases[i].second;
             bool merges = exception_cases[i].merges ||
-                          next.bad_csum ||  /* DATA_VALID: not checked */
+                          (valid && next.bad_csum) ||  /* not checked */
                           /* no DF, no header checksum in IPv6 */
                           (v6 && (next.df || next.bad_ip_csum));
             Env *e = env_new(8, 0);
             uint32_t seq;
 
-            e->fake.vhl = VHDR_LEN;
+            e->fake.vhl = has_vhdr ? VHDR_LEN : 0;
             for (seq = 0; seq < 300; seq += 100) {
                 rx(e, &(Seg){ .v6 = v6, .ts = ts, .seq = seq, .len = 100,
-                              .vflags = VIRTIO_NET_HDR_F_DATA_VALID });
+                              .vflags = vflags });
             }
             next.v6 = v6;
             next.ts = ts != next.ts;
             next.seq += 200;
-            next.vflags = VIRTIO_NET_HDR_F_DATA_VALID;
+            next.vflags = vflags;
             rx(e, &next);
             flush(e);
             g_assert_true(e->fake.out[0].coalesced);
@@ -716,6 +719,40 @@ static void test_multiqueue(void)
     env_free(e);
 }
 
+/*
+ * A GSO packet from the backend in the middle of a run, even one no
+ * longer than the MSS, is never merged: the unit goes first, then the
+ * packet with its segment count.
+ */
+static void test_backend_gso_in_run(void)
+{
+    Env *e = env_new(8, 0);
+    uint8_t buf[70000];
+    uint32_t seq;
+    size_t len;
+
+    e->fake.vhl = VHDR_LEN;
+    for (seq = 0; seq < 300; seq += 100) {
+        rx(e, &(Seg){ .seq = seq, .len = 100,
+                      .vflags = VIRTIO_NET_HDR_F_DATA_VALID });
+    }
+    len = build(e, &(Seg){ .seq = 300, .len = 100 }, buf);
+    buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+    stw_le_p(buf + 2, 54);
+    stw_le_p(buf + 4, 100);
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true);
+    g_assert_cmpuint(e->fake.nout, ==, 2);
+    g_assert_true(e->fake.out[0].coalesced);
+    g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 3);
+    check_pkt(&e->fake.out[0], false, 0, 300);
+    g_assert_true(e->fake.out[1].alone);
+    g_assert_cmpuint(e->fake.out[1].hdr.gso_type, ==,
+                     VIRTIO_NET_HDR_GSO_TCPV4);
+    g_assert_cmpuint(e->fake.out[1].hdr.csum_start, ==, 1);
+    env_free(e);
+}
+
 static void test_backend_flags_and_gso(void)
 {
     Env *e = env_new(8, 0);
@@ -822,6 +859,8 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio-net-rsc/bounds/evict-oldest", test_evict_oldest);
     g_test_add_func("/virtio-net-rsc/multiqueue/independent",
                     test_multiqueue);
+    g_test_add_func("/virtio-net-rsc/backend/gso-in-run",
+                    test_backend_gso_in_run);
     g_test_add_func("/virtio-net-rsc/backend/flags-and-gso",
                     test_backend_flags_and_gso);
     g_test_add_func("/virtio-net-rsc/hostile/truncation", test_truncation);
