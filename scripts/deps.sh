@@ -12,7 +12,8 @@ pkgs=(build-essential ninja-build pkgconf libglib2.0-dev libpixman-1-dev
       libslirp-dev libfdt-dev zlib1g-dev python3-venv python3-distlib
       flex bison ccache dpkg-dev git xz-utils seabios ipxe-qemu
       iproute2 clang llvm libclang-rt-14-dev
-      python3-sphinx python3-sphinx-rtd-theme python3-matplotlib valgrind)
+      python3-sphinx python3-sphinx-rtd-theme python3-matplotlib valgrind
+      librte-gro23 libbsd-dev)
 backports=(meson python3-pycotap)
 
 missing=()

@@ -7,7 +7,10 @@
 # net/checksum.c, libqemuutil.a and glib into build/bench/, and run it.
 # Prints a markdown table: ns per segment through virtio_net_rsc_receive at
 # 1 to 4096 interleaved connections, with and without the payload copy,
-# beside the cost of copying each payload once (the one-copy floor).
+# beside the cost of copying each payload once (the one-copy floor) and
+# the cost of DPDK's GRO library on the same frames (librte-gro23, with the
+# headers of the matching libdpdk-dev unpacked into build/bench/dpdk: the
+# whole libdpdk-dev package would pull in a few hundred others).
 #
 # Needs a built tree: run 'make' first.  Does not touch build/qemu/build.
 # Run it on an idle machine; the numbers are only comparable within a run.
@@ -25,6 +28,8 @@ bdir=$TREE/build
 out=$repo/build/bench
 bin=$out/rsc-microbench
 bench_src=$repo/bench/rsc-microbench.c
+dpdk_src=$repo/bench/rsc-microbench-dpdk.c
+dpdk=$out/dpdk
 
 for arg in "$@"; do
     case $arg in
@@ -39,6 +44,20 @@ for f in "$src/hw/net/virtio-net-rsc.c" "$src/net/checksum.c" "$bench_src"; do
 done
 mkdir -p "$out"
 
+# DPDK's GRO: the library installed by 'make deps', headers of its version.
+dpdk_ver=$(dpkg-query -W -f='${Version}' librte-gro23 2>/dev/null) &&
+    [ -e /usr/lib/x86_64-linux-gnu/librte_gro.so.23 ] ||
+    die "DPDK's GRO library (librte-gro23) is missing; run 'make deps'"
+if [ "$(cat "$dpdk/version" 2>/dev/null)" != "$dpdk_ver" ]; then
+    echo "microbench: unpacking the headers of libdpdk-dev $dpdk_ver into $dpdk" >&2
+    rm -rf "$dpdk" && mkdir -p "$dpdk"
+    (cd "$dpdk" && apt-get download -q "libdpdk-dev=$dpdk_ver" >/dev/null 2>&1) ||
+        die "cannot download libdpdk-dev $dpdk_ver (apt-get download); check the network"
+    dpkg-deb -x "$dpdk"/libdpdk-dev_*.deb "$dpdk/root" ||
+        die "cannot unpack $(ls "$dpdk"/libdpdk-dev_*.deb)"
+    echo "$dpdk_ver" > "$dpdk/version"
+fi
+
 # QEMU's compile flags for the engine, relative to the build directory.
 # shellcheck disable=SC2207
 flags=($(/usr/bin/python3 "$repo/scripts/compile-flags.py" \
@@ -48,7 +67,8 @@ glib_libs=($(pkg-config --libs glib-2.0))
 
 stale=0
 for f in "$src/hw/net/virtio-net-rsc.c" "$src/include/hw/virtio/virtio-net-rsc.h" \
-         "$src/net/checksum.c" "$bench_src" "$bdir/libqemuutil.a" "$0"; do
+         "$src/net/checksum.c" "$bench_src" "$dpdk_src" "$dpdk/version" \
+         "$bdir/libqemuutil.a" "$0"; do
     [ "$bin" -nt "$f" ] || stale=1
 done
 if [ $stale = 1 ]; then
@@ -59,9 +79,13 @@ if [ $stale = 1 ]; then
         gcc "${flags[@]}" -c "$src/hw/net/virtio-net-rsc.c" -o "$out/virtio-net-rsc.o"
         gcc "${flags[@]}" -c "$src/net/checksum.c" -o "$out/checksum.o"
         gcc "${flags[@]}" -c "$bench_src" -o "$out/rsc-microbench.o"
+        gcc -O2 -Wall -Werror -fPIE -I"$dpdk/root/usr/include/dpdk" \
+            -I"$dpdk/root/usr/include/x86_64-linux-gnu/dpdk" \
+            -c "$dpdk_src" -o "$out/rsc-microbench-dpdk.o"
         gcc -pie -o "$bin.tmp" "$out/rsc-microbench.o" "$out/virtio-net-rsc.o" \
-            "$out/checksum.o" -Wl,--start-group libqemuutil.a -lm -pthread \
-            "${glib_libs[@]}" -Wl,--end-group
+            "$out/checksum.o" "$out/rsc-microbench-dpdk.o" \
+            -Wl,--start-group libqemuutil.a -lm -pthread \
+            "${glib_libs[@]}" -Wl,--end-group -l:librte_gro.so.23
     )
     mv "$bin.tmp" "$bin"
 fi
