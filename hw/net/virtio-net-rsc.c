@@ -823,7 +823,7 @@ static bool rsc_merge(NetRscChain *c, unsigned qi, RscFlow *f,
         return false;
     }
     if (f->unit) {
-        /* a run of segments of one connection: try rsc_fast() next */
+        /* a run of one connection: rsc_fast() needs no lookup next */
         q->last = q->prev == idx ? idx : RSC_NIL;
         q->prev = idx;
     }
@@ -954,27 +954,71 @@ static inline uint64_t rsc_masked_diff(const uint8_t *a, const uint8_t *b,
 }
 
 /*
- * The fast path: a data segment that continues the unit of the queue's
- * last data segment, with the same header layout.  Its headers must equal
- * those of the unit's first segment (which passed every check of
- * rsc_parse()) except for the fields the mask leaves out, so only those
- * fields are checked here.  Anything else goes to rsc_receive(), which
- * decides as if this had not been tried.  Only tried when the queue's
- * last two data segments went to one unit.
+ * The unit that the frame at @l2 (RSC_L234_WORDS * 8 bytes at least) may
+ * continue: during a run of one connection the queue's last one, else the
+ * first whose key hashes like the frame's addresses and ports would if it
+ * were TCP without IP options.  rsc_fast() compares every header byte that
+ * must not change, addresses and ports included, so a wrong guess only
+ * costs the full path.
+ */
+static inline RscFlow *rsc_fast_flow(NetRscChain *c, RscQueue *q,
+                                     const uint8_t *l2)
+{
+    const uint8_t *ip = l2 + ETH_HLEN;
+    uint32_t hash;
+    uint16_t i;
+
+    if (q->last != RSC_NIL) {
+        return &q->flows[q->last];
+    }
+    switch (lduw_be_p(l2 + 12)) {
+    case ETH_P_IP:
+        hash = rsc_hash(ip + 12, false,
+                        ldl_he_p(ip + sizeof(struct ip_header)));
+        break;
+    case ETH_P_IPV6:
+        hash = rsc_hash(ip + 8, true,
+                        ldl_he_p(ip + sizeof(struct ip6_header)));
+        break;
+    default:
+        return NULL;
+    }
+    for (i = q->buckets[hash & c->bucket_mask]; i != RSC_NIL;
+         i = q->flows[i].hnext) {
+        if (q->flows[i].hash == hash) {
+            return &q->flows[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The fast path: a data segment that continues a unit with the same header
+ * layout.  Its headers must equal those of the unit's first segment (which
+ * passed every check of rsc_parse()) except for the fields the mask leaves
+ * out, so only those fields are checked here.  Anything else goes to
+ * rsc_receive(), which decides as if this had not been tried.  Only tried
+ * when the queue holds units.
  */
 static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
                                           const uint8_t *buf, size_t size,
                                           size_t vhl, bool rsc4, bool rsc6)
 {
     RscQueue *q = &c->queues[qi];
-    RscFlow *f = &q->flows[q->last];
+    RscFlow *f;
     const uint8_t *l2, *ip, *tcp, *mask;
     uint32_t l4len, tcphl, len, seq, ack, tsval = 0, tsecr = 0;
     bool csum_ok = false;
+    uint16_t idx;
     uint8_t ttl;
 
-    if (f->layout == RSC_LAYOUT_NONE || vhl > size ||
-        size - vhl < sizeof(f->l234)) {
+    QEMU_BUILD_BUG_ON(ETH_HLEN + sizeof(struct ip6_header) + 4 >
+                      RSC_L234_WORDS * 8);
+    if (vhl > size || size - vhl < RSC_L234_WORDS * 8) {
+        goto slow;
+    }
+    f = rsc_fast_flow(c, q, buf + vhl);
+    if (!f || f->layout == RSC_LAYOUT_NONE) {
         goto slow;
     }
     if (vhl >= sizeof(struct virtio_net_hdr)) {
@@ -1043,6 +1087,12 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
                     lduw_be_p(tcp + 14), tsval, tsecr, tcp[13], ttl)) {
         goto slow;
     }
+    if (q->last == RSC_NIL && f->unit) {
+        /* found by its key: as rsc_merge() does (else prev == last == f) */
+        idx = f - q->flows;
+        q->last = q->prev == idx ? idx : RSC_NIL;
+        q->prev = idx;
+    }
     c->stats[RSC_STAT_SEGMENTS]++;
     return size;
 
@@ -1083,7 +1133,7 @@ ssize_t virtio_net_rsc_receive(NetRscChain *chain, unsigned queue,
                                size_t vnet_hdr_len, bool rsc4, bool rsc6)
 {
     assert(queue < chain->nqueues);
-    if (chain->queues[queue].last != RSC_NIL) {
+    if (chain->queues[queue].held) {
         return rsc_fast(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6);
     }
     return rsc_receive(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6);
