@@ -19,7 +19,14 @@
  *   buffer at the same offset, from the same frames: copying each byte once
  *   (the engine copies a unit's first frame whole, headers included);
  * - DPDK: DPDK's GRO library on the same frames (rsc-microbench-dpdk.c),
- *   which chains payloads instead of copying them: compare with "no copy".
+ *   which chains payloads instead of copying them: compare with "no copy";
+ * - 1 conn: copy and no copy again, on one connection with DATA_VALID,
+ *   for the ratios to the one-connection cost.
+ * The variants that are compared with each other take turns, BLOCK
+ * batches each, so that they see the same machine (its speed changes in
+ * phases that last seconds): copy, floor and copy on one connection; then
+ * no copy, DPDK and no copy on one connection.  The engine's flow table
+ * shares the cache only with the variants of its own group.
  * Frames are built, untimed, in batches of BATCH just before they are
  * offered, so that they are in the cache as if the backend had just read
  * them.  Checksums are valid; the backend's vnet header says DATA_VALID
@@ -52,15 +59,19 @@
 #define FRAME_LEN (VHDR_LEN + L234_LEN + PAYLOAD)
 #define UNIT_BUF (64 * 1024)            /* one guest buffer per unit */
 #define ROUND_SEGS 90                   /* per connection: two full units */
-#define BATCH 256                       /* frames built per timed batch */
+#define BATCH 128                       /* frames built per timed batch */
+#define BLOCK 32                        /* batches per turn of a variant */
 #define MAX_CONNS 4096
 #define NBUFS (MAX_CONNS + 2)
+#define REF_BUFS 4                      /* for the one-connection variants */
 
 typedef enum Variant {
     VAR_COPY,
     VAR_NO_COPY,
     VAR_FLOOR,
     VAR_DPDK,
+    VAR_REF_COPY,           /* copy, one connection */
+    VAR_REF_NO_COPY,        /* no copy, one connection */
     VAR__MAX,
 } Variant;
 
@@ -334,10 +345,65 @@ static double median(double *v, unsigned n)
 }
 
 /*
- * Run @segs segments of the traffic of @cfg through each variant, one
- * variant after the other from variant @first on (each with its caches
- * to itself, as the engine's flow table would be in the device).
- * res[v] receives the median over the batches of the ns per segment of
+ * The next @n frames of variant @v's traffic through it.  False if the
+ * thread was switched out meanwhile, else *@ns is the time per frame.
+ */
+static bool run_batch(Variant v, NetRscChain *chain, unsigned n,
+                      uint64_t *dpdk_pkts, double *ns)
+{
+    Traffic *t = &traffic[v];
+    int64_t t0, t1;
+    unsigned k;
+    long cs;
+
+    prepare(t, &guests[VAR_COPY], n);
+    if (v == VAR_DPDK) {
+        dpdk_gro_load(t->frames[0], FRAME_LEN, n, VHDR_LEN,
+                      FRAME_LEN - VHDR_LEN, 20, TCP_HLEN);
+    }
+    cs = context_switches();
+    t0 = now_ns();
+    if (v == VAR_DPDK) {
+        *dpdk_pkts += dpdk_gro_run(n);
+    } else if (v == VAR_FLOOR) {
+        size_t len = floor_len;
+
+        for (k = 0; k < n; k++) {
+            memcpy(t->floor_dst[k], t->frames[k] + VHDR_LEN + L234_LEN, len);
+        }
+    } else {
+        for (k = 0; k < n; k++) {
+            if (virtio_net_rsc_receive(chain, 0, t->frames[k], FRAME_LEN,
+                                       VHDR_LEN, true, true) != FRAME_LEN) {
+                g_printerr("rsc-microbench: segment not accepted\n");
+                exit(1);
+            }
+            if (t->round_end[k]) {
+                virtio_net_rsc_flush_all(chain, NET_RSC_FLUSH_BURST);
+            }
+        }
+    }
+    t1 = now_ns();
+    batches++;
+    if (context_switches() != cs) {
+        preempted++;
+        return false;
+    }
+    *ns = (double)(t1 - t0) / n;
+    return true;
+}
+
+/* Variants that take turns, in two groups; see the top of the file. */
+static const Variant groups[2][3] = {
+    { VAR_COPY, VAR_FLOOR, VAR_REF_COPY },
+    { VAR_NO_COPY, VAR_DPDK, VAR_REF_NO_COPY },
+};
+
+/*
+ * Run @segs segments of the traffic of @cfg through each variant (the
+ * one-connection variants on one connection), the variants of a group
+ * taking turns of BLOCK batches; @first picks which group and variant go
+ * first.  res[v] receives the median over the batches of the ns per segment of
  * variant v: a batch slowed down by an interrupt or a busy neighbour
  * does not move it.  *@per_unit receives the segments per delivered
  * packet, *@dpdk_per_pkt the same for DPDK's GRO.
@@ -347,70 +413,46 @@ static void measure(const Config *cfg, uint64_t segs, unsigned first,
                     double *dpdk_per_pkt)
 {
     unsigned max_flows = MAX(cfg->conns, NET_RSC_DEFAULT_MAX_FLOWS);
-    uint64_t nbatch = DIV_ROUND_UP(segs, BATCH), b;
+    uint64_t nbatch = DIV_ROUND_UP(segs, BATCH), b, b0;
     NetRscChain *chain[VAR__MAX] = { NULL };
     g_autofree double *samples = g_new(double, VAR__MAX * nbatch);
     unsigned counted[VAR__MAX] = { 0 };
     uint64_t dpdk_pkts = 0;
-    unsigned v, j, k;
+    unsigned v, j, gi;
 
     QEMU_BUILD_BUG_ON(BATCH > DPDK_GRO_MAX_FRAMES);
 
     for (v = 0; v < VAR__MAX; v++) {
         Guest *g = &guests[v];
+        bool ref = v == VAR_REF_COPY || v == VAR_REF_NO_COPY;
 
-        traffic_reset(&traffic[v], cfg->conns, cfg->verify);
-        g->copy = v == VAR_COPY;
+        /* the reference: one connection, DATA_VALID */
+        traffic_reset(&traffic[v], ref ? 1 : cfg->conns,
+                      !ref && cfg->verify);
+        g->copy = v == VAR_COPY || v == VAR_REF_COPY;
         g->units = g->payload = g->alone = 0;
-        if (v == VAR_COPY || v == VAR_NO_COPY) {
-            chain[v] = virtio_net_rsc_new(&guest_ops, g, 1, max_flows, 0);
+        if (v != VAR_FLOOR && v != VAR_DPDK) {
+            chain[v] = virtio_net_rsc_new(&guest_ops, g, 1,
+                                          ref ? 1 : max_flows, 0);
         }
     }
-    for (j = 0; j < VAR__MAX; j++) {
-        v = (first + j) % VAR__MAX;
-        for (b = 0; b < nbatch; b++) {
-            unsigned n = MIN(BATCH, segs - b * BATCH);
-            Traffic *t = &traffic[v];
-            int64_t t0, t1;
-            long cs;
+    QEMU_BUILD_BUG_ON(ARRAY_SIZE(groups) * ARRAY_SIZE(groups[0]) !=
+                      VAR__MAX);
+    for (gi = 0; gi < ARRAY_SIZE(groups); gi++) {
+        const Variant *group = groups[(first + gi) % ARRAY_SIZE(groups)];
 
-            prepare(t, &guests[VAR_COPY], n);
-            if (v == VAR_DPDK) {
-                dpdk_gro_load(t->frames[0], FRAME_LEN, n, VHDR_LEN,
-                              FRAME_LEN - VHDR_LEN, 20, TCP_HLEN);
-            }
-            cs = context_switches();
-            t0 = now_ns();
-            if (v == VAR_DPDK) {
-                dpdk_pkts += dpdk_gro_run(n);
-            } else if (v == VAR_FLOOR) {
-                size_t len = floor_len;
+        for (b0 = 0; b0 < nbatch; b0 += BLOCK) {
+            for (j = 0; j < ARRAY_SIZE(groups[0]); j++) {
+                v = group[(first + j) % ARRAY_SIZE(groups[0])];
+                for (b = b0; b < MIN(b0 + BLOCK, nbatch); b++) {
+                    double ns;
 
-                for (k = 0; k < n; k++) {
-                    memcpy(t->floor_dst[k],
-                           t->frames[k] + VHDR_LEN + L234_LEN, len);
-                }
-            } else {
-                for (k = 0; k < n; k++) {
-                    if (virtio_net_rsc_receive(chain[v], 0, t->frames[k],
-                                               FRAME_LEN, VHDR_LEN, true,
-                                               true) != FRAME_LEN) {
-                        g_printerr("rsc-microbench: segment not accepted\n");
-                        exit(1);
-                    }
-                    if (t->round_end[k]) {
-                        virtio_net_rsc_flush_all(chain[v],
-                                                 NET_RSC_FLUSH_BURST);
+                    if (run_batch(v, chain[v], MIN(BATCH, segs - b * BATCH),
+                                  &dpdk_pkts, &ns)) {
+                        samples[v * nbatch + counted[v]++] = ns;
                     }
                 }
             }
-            t1 = now_ns();
-            batches++;
-            if (context_switches() != cs) {
-                preempted++;
-                continue;
-            }
-            samples[v * nbatch + counted[v]++] = (double)(t1 - t0) / n;
         }
     }
     *dpdk_per_pkt = (double)segs / dpdk_pkts;
@@ -512,18 +554,21 @@ int main(int argc, char **argv)
         }
         t->payload_sum = net_checksum_add(PAYLOAD, t->payload);
     }
-    for (i = 0; i < NBUFS; i++) {
+    for (i = 0; i < NBUFS + REF_BUFS; i++) {
         /* touched now, so that no page fault is timed */
         uint8_t *buf = g_malloc(UNIT_BUF);
 
         memset(buf, 0, UNIT_BUF);
         /* the guest that does not copy never writes to its buffers */
         for (v = 0; v < VAR__MAX; v++) {
-            guests[v].bufs[i] = guests[v].free[i] = buf;
+            bool ref = v == VAR_REF_COPY || v == VAR_REF_NO_COPY;
+            Guest *g = &guests[v];
+
+            if (ref == (i >= NBUFS)) {
+                g->bufs[g->nfree] = g->free[g->nfree] = buf;
+                g->nfree++;
+            }
         }
-    }
-    for (v = 0; v < VAR__MAX; v++) {
-        guests[v].nfree = NBUFS;
     }
 
     if (count.conns) {
@@ -554,15 +599,20 @@ int main(int argc, char **argv)
     g_print("RSC engine microbenchmark: %s, %u repetitions of >= %" PRIu64
             " segments, %u-byte payload, TCP timestamps, %u segments per "
             "connection per round.  ns per segment: in each repetition the "
-            "median over batches of %u segments, the four variants run "
-            "back to back; cells show the median (min-max) over the "
-            "repetitions, ratios the median of the per-repetition ratios.  "
+            "median over batches of %u segments; the variants compared "
+            "take turns of %u batches (copy, floor, copy on 1 connection; "
+            "no copy, DPDK, no copy on 1 connection), \"/ 1 conn\" is "
+            "against 1 connection with DATA_VALID in the same turns; cells "
+            "show "
+            "the median (min-max) over the repetitions, ratios the median of "
+            "the per-repetition ratios.  "
             "%" PRIu64 " of %" PRIu64 " batches not counted (thread switched "
             "out).  DPDK GRO: DPDK %s's rte_gro_reassemble_burst() on the "
             "same frames, in bursts of 128 (it chains payloads, so compare "
             "it with \"no copy\"; it never checks checksums, so it has no "
             "\"verified\" row)\n\n",
-            cpu, reps, min_segs, PAYLOAD, ROUND_SEGS, BATCH, preempted,
+            cpu, reps, min_segs, PAYLOAD, ROUND_SEGS, BATCH, BLOCK,
+            preempted,
             batches, dpdk_gro_version());
     g_print("| connections | checksum | engine + copy | engine, no copy | "
             "one-copy floor | copy / floor | no copy / 1 conn | "
@@ -583,11 +633,12 @@ int main(int argc, char **argv)
         }
         r_floor = median(ratio, reps);
         for (r = 0; r < reps; r++) {
-            ratio[r] = nocopy[r] / res[VAR_NO_COPY * reps + r];
+            ratio[r] = nocopy[r] / res[(i * VAR__MAX + VAR_REF_NO_COPY) *
+                                       reps + r];
         }
         r_nocopy1 = median(ratio, reps);
         for (r = 0; r < reps; r++) {
-            ratio[r] = copy[r] / res[VAR_COPY * reps + r];
+            ratio[r] = copy[r] / res[(i * VAR__MAX + VAR_REF_COPY) * reps + r];
         }
         r_copy1 = median(ratio, reps);
         s_copy = fmt_stat(copy, reps);
@@ -614,6 +665,9 @@ int main(int argc, char **argv)
     }
     for (i = 0; i < NBUFS; i++) {
         g_free(guests[VAR_COPY].bufs[i]);
+    }
+    for (i = 0; i < REF_BUFS; i++) {
+        g_free(guests[VAR_REF_COPY].bufs[i]);
     }
     return 0;
 }
