@@ -18,6 +18,7 @@
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
 #include "qemu/host-utils.h"
+#include "qemu/memalign.h"
 #include "qemu/units.h"
 #include "net/checksum.h"
 #include "net/eth.h"
@@ -126,10 +127,14 @@ typedef struct RscSeg {
     uint8_t ttl;            /* TTL or hop limit */
 } RscSeg;
 
-/* One unit under construction; 0xffff-terminated index links. */
-typedef struct RscFlow {
-    uint8_t addrs[32];      /* key: source then destination address */
-    uint32_t ports;         /* key: both ports */
+/*
+ * One unit under construction; 0xffff-terminated index links.  Its key,
+ * addresses and ports, is read from l234 (rsc_flow_addrs(), ..._ports()).
+ * Cache-line aligned: a merge reads the first line and the headers after.
+ */
+#define RSC_FLOW_ALIGN 64
+
+typedef struct QEMU_ALIGNED(RSC_FLOW_ALIGN) RscFlow {
     uint32_t hash;          /* of the key */
     uint32_t next_seq;      /* sequence number the next segment must have */
     uint32_t ack;           /* latest ACK number */
@@ -158,7 +163,18 @@ typedef struct RscFlow {
 } RscFlow;
 
 /* Host memory per connection: one RscFlow. */
-QEMU_BUILD_BUG_MSG(sizeof(RscFlow) > 256, "RscFlow grew past 256 bytes");
+QEMU_BUILD_BUG_MSG(sizeof(RscFlow) >= 256, "RscFlow grew to 256 bytes");
+
+/* The key of @f: source then destination address, and both ports. */
+static inline const uint8_t *rsc_flow_addrs(const RscFlow *f)
+{
+    return f->l234 + ETH_HLEN + (f->v6 ? 8 : 12);
+}
+
+static inline uint32_t rsc_flow_ports(const RscFlow *f)
+{
+    return ldl_he_p(f->l234 + ETH_HLEN + f->iphl);
+}
 
 /*
  * Header layouts that rsc_fast() knows: IPv4 or IPv6 without options or
@@ -515,13 +531,14 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
 
 static bool rsc_same_conn(const RscFlow *f, const RscSeg *s)
 {
-    if (f->hash != s->hash || f->ports != s->ports || f->v6 != s->v6) {
+    if (f->hash != s->hash || f->v6 != s->v6 ||
+        rsc_flow_ports(f) != s->ports) {
         return false;
     }
     if (!s->v6) {
-        return ldq_he_p(f->addrs) == ldq_he_p(s->addrs);
+        return ldq_he_p(rsc_flow_addrs(f)) == ldq_he_p(s->addrs);
     }
-    return !memcmp(f->addrs, s->addrs, 32);
+    return !memcmp(rsc_flow_addrs(f), s->addrs, 32);
 }
 
 static inline RscFlow *rsc_lookup(NetRscChain *c, RscQueue *q,
@@ -641,7 +658,8 @@ static void rsc_flush_addrs(NetRscChain *c, unsigned qi, const RscSeg *s)
         RscFlow *f = &q->flows[i];
 
         i = f->newer;
-        if (f->v6 == s->v6 && !memcmp(f->addrs, s->addrs, s->v6 ? 32 : 8)) {
+        if (f->v6 == s->v6 &&
+            !memcmp(rsc_flow_addrs(f), s->addrs, s->v6 ? 32 : 8)) {
             rsc_flush(c, qi, f, NET_RSC_FLUSH_EXCEPTION);
         }
     }
@@ -721,12 +739,6 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
     q->free = f->hnext;
     q->held++;
 
-    if (s->v6) {
-        memcpy(f->addrs, s->addrs, 32);
-    } else {
-        memcpy(f->addrs, s->addrs, 8);
-    }
-    f->ports = s->ports;
     f->hash = s->hash;
     f->v6 = s->v6;
     f->next_seq = s->seq + s->payload_len;
@@ -1232,7 +1244,8 @@ NetRscChain *virtio_net_rsc_new(const NetRscOps *ops, void *opaque,
     for (i = 0; i < queues; i++) {
         RscQueue *q = &c->queues[i];
 
-        q->flows = g_new0(RscFlow, max_flows);
+        q->flows = qemu_memalign(RSC_FLOW_ALIGN, sizeof(RscFlow) * max_flows);
+        memset(q->flows, 0, sizeof(RscFlow) * max_flows);
         q->buckets = g_new(uint16_t, c->bucket_mask + 1);
         for (j = 0; j <= c->bucket_mask; j++) {
             q->buckets[j] = RSC_NIL;
@@ -1255,7 +1268,7 @@ void virtio_net_rsc_delete(NetRscChain *chain)
     }
     assert(virtio_net_rsc_held(chain) == 0);
     for (i = 0; i < chain->nqueues; i++) {
-        g_free(chain->queues[i].flows);
+        qemu_vfree(chain->queues[i].flows);
         g_free(chain->queues[i].buckets);
     }
     g_free(chain);
