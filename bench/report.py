@@ -168,7 +168,7 @@ def engine_targets(text):
                    f"{yes(med < limit)}, fastest run {yes(low < limit)} |")
     out.append("| no allocation per merged segment; under 256 bytes per "
                "connection | the engine allocates only in "
-               "virtio_net_rsc_new(); `sizeof(RscFlow) <= 256` is a "
+               "virtio_net_rsc_new(); `sizeof(RscFlow) < 256` is a "
                "build-time check | yes |")
     return "\n".join(out) + "\n"
 
