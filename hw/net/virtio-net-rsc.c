@@ -823,22 +823,29 @@ static inline bool rsc_append(NetRscChain *c, unsigned qi, RscFlow *f,
     return true;
 }
 
+/*
+ * @f took a data segment: track runs of one connection, for which
+ * rsc_fast() needs no lookup.
+ */
+static inline void rsc_note_merge(RscQueue *q, const RscFlow *f)
+{
+    uint16_t idx = f - q->flows;
+
+    if (f->unit) {          /* else the merge flushed it */
+        q->last = q->prev == idx ? idx : RSC_NIL;
+        q->prev = idx;
+    }
+}
+
 /* Add the data segment @s to the unit of @f.  Returns false if full. */
 static bool rsc_merge(NetRscChain *c, unsigned qi, RscFlow *f,
                       const RscSeg *s)
 {
-    RscQueue *q = &c->queues[qi];
-    uint16_t idx = f - q->flows;
-
     if (!rsc_append(c, qi, f, s->payload, s->payload_len, s->seq, s->ack,
                     s->win, s->tsval, s->tsecr, s->tcp_flags, s->ttl)) {
         return false;
     }
-    if (f->unit) {
-        /* a run of one connection: rsc_fast() needs no lookup next */
-        q->last = q->prev == idx ? idx : RSC_NIL;
-        q->prev = idx;
-    }
+    rsc_note_merge(&c->queues[qi], f);
     return true;
 }
 
@@ -1021,7 +1028,6 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
     const uint8_t *l2, *ip, *tcp, *mask;
     uint32_t l4len, tcphl, len, seq, ack, tsval = 0, tsecr = 0;
     bool csum_ok = false;
-    uint16_t idx;
     uint8_t ttl;
 
     QEMU_BUILD_BUG_ON(ETH_HLEN + sizeof(struct ip6_header) + 4 >
@@ -1099,11 +1105,9 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
                     lduw_be_p(tcp + 14), tsval, tsecr, tcp[13], ttl)) {
         goto slow;
     }
-    if (q->last == RSC_NIL && f->unit) {
-        /* found by its key: as rsc_merge() does (else prev == last == f) */
-        idx = f - q->flows;
-        q->last = q->prev == idx ? idx : RSC_NIL;
-        q->prev = idx;
+    if (q->last == RSC_NIL) {
+        /* found by its key (else prev and last are @f already) */
+        rsc_note_merge(q, f);
     }
     c->stats[RSC_STAT_SEGMENTS]++;
     return size;

@@ -475,19 +475,41 @@ static void test_exceptions(void)
     }
 }
 
+/* The packets delivered to @e's guest for source port @sport, in order. */
+static unsigned out_of_port(Env *e, unsigned iphl, uint16_t sport,
+                            const OutPkt **pkts, unsigned max)
+{
+    unsigned i, n = 0;
+
+    for (i = 0; i < e->fake.nout; i++) {
+        const OutPkt *o = &e->fake.out[i];
+
+        g_assert_cmpuint(o->len, >=, ETH_HLEN + iphl + 20);
+        if (lduw_be_p(o->frame + ETH_HLEN + iphl) == sport) {
+            g_assert_cmpuint(n, <, max);
+            pkts[n++] = o;
+        }
+    }
+    return n;
+}
+
 /*
- * The same exceptions in the middle of a run of one connection (the
- * engine's fast path, from the third segment on), for IPv4 and IPv6, with
- * and without timestamps; without vnet headers and with vnet headers
- * without flags (checksums checked), and with DATA_VALID vnet headers.
+ * The same exceptions in the middle of a run of one connection, for IPv4
+ * and IPv6, with and without timestamps; without vnet headers and with
+ * vnet headers without flags (checksums checked), and with DATA_VALID
+ * vnet headers.  Alone, the run takes the engine's fast path from the
+ * third segment on; interleaved with a second connection, whose segments
+ * come before each of its own, every segment after the first two takes
+ * the fast path through the hash lookup.
  */
 static void test_exceptions_in_run(void)
 {
     unsigned i, layout;
 
-    for (layout = 0; layout < 12; layout++) {
+    for (layout = 0; layout < 24; layout++) {
         bool v6 = layout & 1, ts = layout & 2;
-        bool has_vhdr = layout >= 4, valid = layout >= 8;
+        bool has_vhdr = layout % 12 >= 4, valid = layout % 12 >= 8;
+        bool interleaved = layout >= 12;
         uint8_t vflags = valid ? VIRTIO_NET_HDR_F_DATA_VALID : 0;
         unsigned iphl = v6 ? 40 : 20;
 
@@ -498,12 +520,19 @@ static void test_exceptions_in_run(void)
                           /* no DF, no header checksum in IPv6 */
                           (v6 && (next.df || next.bad_ip_csum));
             Env *e = env_new(8, 0);
+            const OutPkt *a[2], *b[1];
             uint32_t seq;
 
             e->fake.vhl = has_vhdr ? VHDR_LEN : 0;
-            for (seq = 0; seq < 300; seq += 100) {
-                rx(e, &(Seg){ .v6 = v6, .ts = ts, .seq = seq, .len = 100,
-                              .vflags = vflags });
+            for (seq = 0; seq < 400; seq += 100) {
+                if (interleaved) {
+                    rx(e, &(Seg){ .v6 = v6, .ts = ts, .sport = 2000,
+                                  .seq = seq, .len = 100, .vflags = vflags });
+                }
+                if (seq < 300) {
+                    rx(e, &(Seg){ .v6 = v6, .ts = ts, .seq = seq,
+                                  .len = 100, .vflags = vflags });
+                }
             }
             next.v6 = v6;
             next.ts = ts != next.ts;
@@ -511,18 +540,25 @@ static void test_exceptions_in_run(void)
             next.vflags = vflags;
             rx(e, &next);
             flush(e);
-            g_assert_true(e->fake.out[0].coalesced);
+            if (interleaved) {
+                /* the other connection: one unit of its four segments */
+                g_assert_cmpuint(out_of_port(e, iphl, 2000, b, 1), ==, 1);
+                g_assert_true(b[0]->coalesced);
+                g_assert_cmpuint(b[0]->hdr.csum_start, ==, 4);
+                check_pkt(b[0], v6, 0, 400);
+            }
+            g_assert_cmpuint(out_of_port(e, iphl, 1000, a, 2), ==,
+                             merges ? 1 : 2);
+            g_assert_true(a[0]->coalesced);
             if (merges) {
-                g_assert_cmpuint(e->fake.nout, ==, 1);
-                g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 4);
-                check_pkt(&e->fake.out[0], v6, 0, 400);
+                g_assert_cmpuint(a[0]->hdr.csum_start, ==, 4);
+                check_pkt(a[0], v6, 0, 400);
             } else {
                 /* the held unit first, then the other segment */
-                g_assert_cmpuint(e->fake.nout, ==, 2);
-                g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 3);
-                check_pkt(&e->fake.out[0], v6, 0, 300);
-                g_assert_cmpuint(ldl_be_p(e->fake.out[1].frame + ETH_HLEN +
-                                          iphl + 4), ==, next.seq);
+                g_assert_cmpuint(a[0]->hdr.csum_start, ==, 3);
+                check_pkt(a[0], v6, 0, 300);
+                g_assert_cmpuint(ldl_be_p(a[1]->frame + ETH_HLEN + iphl + 4),
+                                 ==, next.seq);
             }
             env_free(e);
         }
