@@ -12,6 +12,9 @@
 #   make demo         a real kernel TCP stream through RSC, with a report
 #   make check-asan   the RSC tests under ASan/UBSan (own build dir)
 #   make fuzz         the libFuzzer target (FUZZ_SECONDS=N, default 120)
+#   make fuzz-coverage line/branch coverage of the engine by the fuzz corpus
+#   make fuzz-device  QEMU's own virtio-net fuzz targets with RSC on
+#                     (--enable-fuzzing, FUZZ_SECONDS=N per target)
 #   make bench        side-by-side benchmark against upstream (bench/)
 #   make microbench   the engine on plain memory against one memcpy
 #   make clean        remove build/ and out/ (refuses to drop unsaved edits)
@@ -29,7 +32,7 @@ SRC := $(RSC_CACHE)/src
 
 .DEFAULT_GOAL := all
 .PHONY: all deps fetch assemble build check refresh lint series clean distclean \
-	demo check-asan fuzz bench microbench series-check
+	demo check-asan fuzz fuzz-coverage fuzz-device bench microbench series-check
 MAKEFLAGS += --no-print-directory
 # A failed step must stop everything after it, even with -k or -j.
 .NOTPARALLEL:
@@ -71,6 +74,12 @@ check-asan: build
 
 fuzz: build
 	@scripts/fuzz.sh
+
+fuzz-coverage: build
+	@scripts/fuzz-coverage.sh
+
+fuzz-device: assemble
+	@scripts/fuzz-device.sh
 
 bench: build
 	@BENCH_COMMAND="make bench" scripts/bench.sh

@@ -15,52 +15,74 @@
  * - per connection, frames reach the guest in the order they were offered;
  * - a coalesced packet holds exactly the payload of the segments it
  *   merged, those segments were mergeable, and generated payload bytes
- *   still carry their pattern (byte = pattern(connection, sequence));
+ *   still carry their pattern (pat_off(connection, sequence));
  * - coalesced headers are consistent: IP length fields, IPv4 header
- *   checksum, TCP pseudo-header checksum, virtio-net header fields;
+ *   checksum, TCP pseudo-header checksum, virtio-net header fields, and
+ *   the whole packet equals rsc_unit_expect() of the frames it holds;
  * - the engine holds nothing after a flush of everything, never more units
  *   than its flow table, and no unit past its deadline after expiry;
  * - its counters agree with what the guest saw;
- * and the sanitizers check memory accesses and undefined behaviour.
+ * and the sanitizers check memory accesses and undefined behaviour.  Each
+ * frame sits in an arena with poisoned bytes right after it, so that a
+ * read past its end is reported as for a heap block of its exact size.
  *
  * Input format (bytes past the end read as 0; 16-bit values little-endian):
  *   header   flags (bits 0-2 flow table size index, 3 two queues, 4 12-byte
  *            vnet header, 5 buffers never hold units, 6 RSC4 off, 7 RSC6
  *            off), interval in us (255 also selects the largest table),
  *            unit capacity (16 bits, 0: unlimited), guest buffers (0:
- *            unlimited, else n - 1), every n-th unit_write fails (0: none)
+ *            unlimited, else n - 1), then bits 0-6: every n-th unit_write
+ *            fails (0: none), bit 7: rule profile (selects the GRO profile
+ *            where the engine has one; RSC_EXT otherwise)
  *   then operations, the low 3 bits of the first byte selecting:
  *   0, 1     segment: connection (bits 0-3, 4 toggles timestamps, 5 other
  *            queue), seq delta, ack delta, TCP flags (ACK inverted), window
  *            delta, payload length (16 bits: 0 the MSS, below 0xf000 up to
  *            2047 bytes, above in 16-byte steps), timestamp and options,
- *            padding, IP fields, checksum/TTL, vnet flags and GSO type,
- *            GSO size
+ *            padding, IP fields (IPv6: bits 3-5 an extension header),
+ *            checksum/TTL/IP ID, vnet flags and GSO type, GSO size
  *   2        burst: connection, count, payload length
  *   3        segment as in 0, then corrupted: offset (16), XOR, cut (16)
  *   4        raw frame: queue, length (16), bytes
  *   5        advance the clock by n * 64 ns (16 bits) and expire
- *   6        flush all, or one queue (bit 7), with a cause
+ *   6        flush all, or one queue (bit 7), with a cause (reset, VM stop,
+ *            link down... as the device does)
  *   7        refill guest buffers (bit 7) or switch RSC4/RSC6 (bits 0-1)
- * build_seg() and run_op() are the reference.
+ * build_seg() and run_op() are the reference.  An input offers at most
+ * BUDGET frame bytes and MAX_FRAMES frames.
+ *
+ * LLVMFuzzerCustomMutator() mutates inputs operation by operation and
+ * field by field (see the comment above it); raw byte mutation is one of
+ * its choices.
  *
  * Build with clang -fsanitize=fuzzer,address,undefined, linking
- * hw/net/virtio-net-rsc.c, net/checksum.c, libqemuutil.a and glib.
- * The harness computes checksums with its own code rather than with
- * net/checksum.c, so that it does not share a bug with the engine.
+ * hw/net/virtio-net-rsc.c, net/checksum.c, libqemuutil.a and glib
+ * (scripts/fuzz.sh).  Frames are built and checked with
+ * tests/include/virtio-net-rsc-frames.h, whose checksum code is not the
+ * engine's, so that the harness does not share a bug with it.
  */
 
 #include "qemu/osdep.h"
+#include <sanitizer/asan_interface.h>
 #include "qemu/bswap.h"
 #include "net/eth.h"
 #include "standard-headers/linux/virtio_net.h"
 #include "hw/virtio/virtio-net-rsc.h"
+#include "tests/include/virtio-net-rsc-frames.h"
 
 #define VHDR_LEN 12             /* backend vnet header, when there is one */
 #define NCONNS 16               /* generated connections */
 #define MSS 1448                /* default payload of a generated segment */
 #define FRAME_MAX 70000         /* largest frame the generator builds */
-#define BUDGET (8 * 1024 * 1024) /* frame bytes offered per input */
+#define BUDGET (128 * 1024)     /* frame bytes offered per input */
+#define MAX_FRAMES 512          /* frames offered per input */
+#define REDZONE 32              /* poisoned bytes after each frame */
+#define ARENA_SIZE (BUDGET + MAX_FRAMES * (REDZONE + 16))
+#define GUEST_SIZE (4 * BUDGET + 4 * NET_RSC_MAX_FRAME)
+#define NCHAINS 64              /* engine configurations kept */
+#define MAX_FIFOS (2 * MAX_FRAMES) /* connections and address pairs */
+#define FIFO_SLOTS (4 * MAX_FIFOS)
+#define NSTATS 64               /* counters the engine reports, at most */
 #define IPV6_HLEN 40
 #define TCP_HLEN 20
 #define MERGE_FLAGS (TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_ECE | \
@@ -205,8 +227,15 @@ typedef struct Ctx {
     bool rsc4;
     bool rsc6;
     int64_t now;
-    size_t budget;
-    GHashTable *fifos;      /* Key -> Fifo */
+    bool gro;               /* profile bit of the header */
+    size_t budget;          /* frame bytes left to offer */
+    unsigned nframes;       /* frames offered (entries[] used) */
+    size_t arena_used;      /* bytes of arena[] given to frames */
+    size_t guest_used;      /* bytes of guest[] given to units */
+    unsigned nunits;        /* units[] used */
+    uint8_t *arena;         /* frames offered, each followed by a redzone */
+    uint8_t *guest;         /* the guest's receive buffers */
+    unsigned nfifos;        /* fifos[] used */
     unsigned pending;       /* accepted entries the guest has not seen */
     Entry *inflight;        /* the frame being received */
     GQueue units;           /* live units */
@@ -221,9 +250,37 @@ typedef struct Ctx {
     uint64_t coalesced;     /* units ended with a header */
     uint64_t merged;        /* segments merged into another's unit */
     uint64_t absorbed;      /* ACKs absorbed as window updates */
+    uint64_t stats0[NSTATS]; /* the engine's counters before the input */
+    Entry entries[MAX_FRAMES];
+    Fifo fifos[MAX_FIFOS];
+    uint16_t fifo_index[FIFO_SLOTS]; /* 1 + index into fifos[], 0: free */
+    Unit units_pool[MAX_FRAMES];
 } Ctx;
 
+/* Engines by configuration, reused from input to input. */
+typedef struct ChainSlot {
+    NetRscChain *chain;
+    unsigned nqueues;
+    unsigned max_flows;
+    uint64_t interval;
+    bool gro;
+} ChainSlot;
+
+/*
+ * Payload bytes: connection @conn's byte at sequence number @seq is
+ * pat[pat_off(conn, seq)], from rsc_payload_byte(); the table holds the
+ * pattern twice so that any payload is one run of it.  pat_even/pat_odd:
+ * sums of the bytes before index i at even/odd indices, so that the TCP
+ * checksum of a payload costs nothing.
+ */
+#define PAT_LEN 65536
+static uint8_t pat[2 * PAT_LEN];
+static uint32_t pat_even[2 * PAT_LEN + 1];
+static uint32_t pat_odd[2 * PAT_LEN + 1];
+
 static Ctx ctx;
+static ChainSlot chains[NCHAINS];
+static unsigned next_chain;
 
 static G_NORETURN G_GNUC_PRINTF(1, 2) void fail(const char *fmt, ...)
 {
@@ -257,12 +314,6 @@ static uint16_t rd16(Reader *r)
     uint16_t v = rd8(r);
 
     return v | (rd8(r) << 8);
-}
-
-/* Payload byte at sequence number @seq of generated connection @conn. */
-static uint8_t pattern(unsigned conn, uint32_t seq)
-{
-    return (seq * 131 + (seq >> 9) + conn * 29) & 0xff;
 }
 
 /* One's complement sum of @len bytes, big-endian 16-bit words. */
@@ -346,7 +397,7 @@ static bool parse_options(const uint8_t *tcp, unsigned hl, unsigned *ts_off)
  * otherwise.
  */
 static void parse(const uint8_t *buf, size_t size, size_t vhl, bool rsc4,
-                  bool rsc6, Frame *f)
+                  bool rsc6, int csum_known, Frame *f)
 {
     const uint8_t *ip, *tcp;
     size_t l3len;
@@ -432,10 +483,12 @@ static void parse(const uint8_t *buf, size_t size, size_t vhl, bool rsc4,
         f->tsval = ldl_be_p(tcp + f->ts_off);
         f->tsecr = ldl_be_p(tcp + f->ts_off + 4);
     }
+    /* the generator knows whether it spoiled the checksum: no second sum */
     f->csum_ok = (f->vflags & (VIRTIO_NET_HDR_F_DATA_VALID |
                                VIRTIO_NET_HDR_F_NEEDS_CSUM)) ||
-                 fold(pseudo_sum(f->addrs, f->v6, l4len) +
-                      sum16(tcp, l4len)) == 0xffff;
+                 (csum_known >= 0 ? csum_known :
+                  fold(pseudo_sum(f->addrs, f->v6, l4len) +
+                       sum16(tcp, l4len)) == 0xffff);
 }
 
 static const uint8_t *payload_of(const Frame *f)
@@ -452,10 +505,35 @@ static bool mergeable(const Frame *f)
            f->csum_ok;
 }
 
-static guint key_hash(gconstpointer p)
+static unsigned pat_off(unsigned conn, uint32_t seq)
 {
-    const uint8_t *b = p;
-    guint h = 2166136261u;
+    return (seq + conn * 7919) % PAT_LEN;
+}
+
+static void pat_init(void)
+{
+    unsigned i;
+
+    for (i = 0; i < 2 * PAT_LEN; i++) {
+        pat[i] = rsc_payload_byte(0, i % PAT_LEN);
+        pat_even[i + 1] = pat_even[i] + (i & 1 ? 0 : pat[i]);
+        pat_odd[i + 1] = pat_odd[i] + (i & 1 ? pat[i] : 0);
+    }
+}
+
+/* rsc_csum_add(0, pat + off, len), folded, from the prefix sums. */
+static uint32_t pat_sum(unsigned off, uint32_t len)
+{
+    uint64_t even = pat_even[off + len] - pat_even[off];
+    uint64_t odd = pat_odd[off + len] - pat_odd[off];
+
+    return fold(off & 1 ? odd * 256 + even : even * 256 + odd);
+}
+
+static uint32_t key_hash(const Key *k)
+{
+    const uint8_t *b = (const uint8_t *)k;
+    uint32_t h = 2166136261u;
     size_t i;
 
     for (i = 0; i < sizeof(Key); i++) {
@@ -464,14 +542,14 @@ static guint key_hash(gconstpointer p)
     return h;
 }
 
-static gboolean key_equal(gconstpointer a, gconstpointer b)
-{
-    return !memcmp(a, b, sizeof(Key));
-}
-
+/*
+ * The FIFO of @kind (CLS_ADDRS or CLS_CONN) that @f belongs to on @queue,
+ * from a table that lives as long as the input (no allocation).
+ */
 static Fifo *fifo_get(Ctx *c, int kind, unsigned queue, const Frame *f)
 {
     Fifo *fifo;
+    uint32_t i;
     Key k;
 
     memset(&k, 0, sizeof(k));
@@ -482,26 +560,65 @@ static Fifo *fifo_get(Ctx *c, int kind, unsigned queue, const Frame *f)
     if (kind == CLS_CONN) {
         k.ports = f->ports;
     }
-    fifo = g_hash_table_lookup(c->fifos, &k);
-    if (!fifo) {
-        fifo = g_new0(Fifo, 1);
+    for (i = key_hash(&k);; i++) {
+        uint16_t *slot = &c->fifo_index[i % FIFO_SLOTS];
+
+        if (*slot) {
+            fifo = &c->fifos[*slot - 1];
+            if (!memcmp(&fifo->key, &k, sizeof(k))) {
+                return fifo;
+            }
+            continue;
+        }
+        assert(c->nfifos < MAX_FIFOS);
+        fifo = &c->fifos[c->nfifos++];
         fifo->key = k;
         g_queue_init(&fifo->q);
-        g_hash_table_insert(c->fifos, &fifo->key, fifo);
+        *slot = c->nfifos;
+        return fifo;
     }
-    return fifo;
+}
+
+/*
+ * Room for one more frame of @size bytes in this input?  Else the input
+ * ends: the budget keeps every input fast.
+ */
+static bool frame_room(Ctx *c, size_t size)
+{
+    if (size > c->budget || c->nframes == MAX_FRAMES) {
+        c->budget = 0;
+        return false;
+    }
+    c->budget -= size;
+    return true;
+}
+
+/*
+ * A copy of @size bytes of @data in the arena, followed by poisoned bytes;
+ * frame_room() said there is room.
+ */
+static uint8_t *frame_copy(Ctx *c, const uint8_t *data, size_t size)
+{
+    uint8_t *p = c->arena + c->arena_used;
+
+    c->arena_used += ROUND_UP(size, 16) + REDZONE;
+    assert(c->arena_used <= ARENA_SIZE);
+    ASAN_UNPOISON_MEMORY_REGION(p, size);
+    memcpy(p, data, size);
+    return p;
 }
 
 static Entry *entry_new(Ctx *c, uint8_t *buf, size_t size, unsigned queue,
-                        int conn)
+                        int conn, int csum_known)
 {
-    Entry *e = g_new0(Entry, 1);
+    Entry *e = &c->entries[c->nframes++];
 
+    memset(e, 0, sizeof(*e));
     e->buf = buf;
     e->size = size;
     e->queue = queue;
     e->conn = conn;
-    parse(buf, size, c->vhl, c->rsc4, c->rsc6, &e->f);
+    parse(buf, size, c->vhl, c->rsc4, c->rsc6, csum_known, &e->f);
     if (e->f.cls >= CLS_ADDRS) {
         e->afifo = fifo_get(c, CLS_ADDRS, queue, &e->f);
         e->alink.data = e;
@@ -516,10 +633,10 @@ static Entry *entry_new(Ctx *c, uint8_t *buf, size_t size, unsigned queue,
     return e;
 }
 
+/* The guest has seen @e: any later read of it is a use after free. */
 static void entry_free(Entry *e)
 {
-    g_free(e->buf);
-    g_free(e);
+    ASAN_POISON_MEMORY_REGION(e->buf, e->size);
 }
 
 /* Take @e out of the ledger: the guest has seen it (or it was refused). */
@@ -568,6 +685,30 @@ static void check_inflight(Ctx *c, const uint8_t *buf, size_t size,
     CHECK(!c->inflight->consumed, "%s of a frame already delivered", what);
 }
 
+/*
+ * @size bytes of guest memory for a unit.  Units double their memory as
+ * they grow, so all of them together take at most four times the frame
+ * bytes of an input; the heap is the fallback.
+ */
+static uint8_t *guest_alloc(Ctx *c, size_t size)
+{
+    uint8_t *p;
+
+    if (size > GUEST_SIZE - c->guest_used) {
+        return g_malloc(size);
+    }
+    p = c->guest + c->guest_used;
+    c->guest_used += ROUND_UP(size, 16);
+    return p;
+}
+
+static void guest_free(Ctx *c, uint8_t *p)
+{
+    if (p < c->guest || p >= c->guest + GUEST_SIZE) {
+        g_free(p);
+    }
+}
+
 static NetRscBegin fake_begin(void *opaque, unsigned queue,
                               const uint8_t *buf, size_t size, size_t keep,
                               void **unit)
@@ -596,10 +737,13 @@ static NetRscBegin fake_begin(void *opaque, unsigned queue,
     if (c->buffers > 0) {
         c->buffers--;
     }
-    u = g_new0(Unit, 1);
+    assert(c->nunits < MAX_FRAMES);
+    u = &c->units_pool[c->nunits++];
+    memset(u, 0, sizeof(*u));
     u->len = size - c->vhl;
     u->alloc = u->len;
-    u->buf = g_memdup2(buf + c->vhl, u->len);
+    u->buf = guest_alloc(c, u->alloc);
+    memcpy(u->buf, buf + c->vhl, u->len);
     u->first = e;
     u->queue = queue;
     u->begin_ns = c->now;
@@ -634,8 +778,12 @@ static bool fake_write(void *opaque, void *unit, size_t offset,
     if (offset + len > u->alloc) {
         size_t alloc = MIN(MAX(offset + len, u->alloc * 2), c->cap);
 
-        u->buf = g_realloc(u->buf, alloc);
-        memset(u->buf + u->alloc, 0xa5, alloc - u->alloc);
+        uint8_t *nbuf = guest_alloc(c, alloc);
+
+        memcpy(nbuf, u->buf, u->alloc);
+        memset(nbuf + u->alloc, 0xa5, alloc - u->alloc);
+        guest_free(c, u->buf);
+        u->buf = nbuf;
         u->alloc = alloc;
     }
     memcpy(u->buf + offset, d, len);
@@ -656,7 +804,13 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
     size_t off = hl;
     bool short_seen = false;
     uint8_t want[ETH_HLEN + IPV6_HLEN + 60];
-    GList *l, *done = NULL;
+    static Entry *done[MAX_FRAMES];
+    static const uint8_t *segs[MAX_FRAMES];
+    static size_t lens[MAX_FRAMES];
+    static uint8_t expect[RSC_SEG_MAX_UNIT];
+    uint8_t vhdr[RSC_SEG_VHDR_LEN];
+    unsigned nsegs = 0;
+    GList *l;
     const uint8_t *ip = out + ETH_HLEN, *tcp = ip + f0->iphl;
 
     CHECK(hdr->flags == (VIRTIO_NET_HDR_F_NEEDS_CSUM |
@@ -710,13 +864,10 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
             CHECK(!memcmp(out + off, payload_of(f), f->payload_len),
                   "payload of seq %u corrupted in a coalesced packet",
                   f->seq);
-            if (e->conn >= 0) {
-                for (i = 0; i < f->payload_len; i++) {
-                    CHECK(out[off + i] == pattern(e->conn, f->seq + i),
-                          "conn %d byte at seq %u wrong", e->conn,
-                          f->seq + i);
-                }
-            }
+            CHECK(e->conn < 0 ||
+                  !memcmp(out + off, pat + pat_off(e->conn, f->seq),
+                          f->payload_len),
+                  "conn %d payload at seq %u wrong", e->conn, f->seq);
             short_seen = f->payload_len < mss;
             off += f->payload_len;
             next_seq += f->payload_len;
@@ -734,7 +885,9 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
         ttl = MIN(ttl, f->ttl);
         tsval = f->tsval;
         last = f;
-        done = g_list_prepend(done, l->data);
+        segs[nsegs] = f->l2;
+        lens[nsegs] = f->l2len;
+        done[nsegs++] = l->data;
     }
     CHECK(n == hdr->csum_start, "packet claims %u segments, holds %u",
           hdr->csum_start, n);
@@ -773,11 +926,19 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
                           frame_len - ETH_HLEN - f0->iphl)),
           "TCP checksum field is not the pseudo-header sum");
 
+    /* The same from the shared frame checker, as a whole. */
+    CHECK(rsc_unit_expect(segs, lens, nsegs, expect, vhdr) == frame_len &&
+          !memcmp(expect, out, frame_len),
+          "coalesced packet differs from rsc_unit_expect()");
+    CHECK(lduw_le_p(vhdr + 2) == hdr->hdr_len &&
+          lduw_le_p(vhdr + 4) == hdr->gso_size &&
+          lduw_le_p(vhdr + 6) == hdr->csum_start,
+          "virtio-net header differs from rsc_unit_expect()");
+
     c->merged += n - 1;
-    for (l = done; l; l = l->next) {
-        consume(c, l->data);
+    for (i = 0; i < nsegs; i++) {
+        consume(c, done[i]);
     }
-    g_list_free(done);
 }
 
 static void fake_end(void *opaque, void *unit, const NetRscVnetHdr *hdr,
@@ -806,8 +967,7 @@ static void fake_end(void *opaque, void *unit, const NetRscVnetHdr *hdr,
     }
     c->live[u->queue]--;
     g_queue_unlink(&c->units, &u->link);
-    g_free(u->buf);
-    g_free(u);
+    guest_free(c, u->buf);
 }
 
 static ssize_t fake_deliver(void *opaque, unsigned queue, const uint8_t *buf,
@@ -910,9 +1070,9 @@ static void check_flushed(Ctx *c)
  * sees any read past it).  Returns whether it was accepted.
  */
 static bool receive(Ctx *c, unsigned queue, uint8_t *buf, size_t size,
-                    int conn)
+                    int conn, int csum_known)
 {
-    Entry *e = entry_new(c, buf, size, queue, conn);
+    Entry *e = entry_new(c, buf, size, queue, conn, csum_known);
     ssize_t ret;
     GList *l;
 
@@ -961,143 +1121,131 @@ static void read_seg(Reader *r, SegParams *p)
  */
 static size_t build_seg(Ctx *c, const SegParams *p, unsigned *queue)
 {
-    unsigned cn = p->conn % NCONNS;
+    static const uint8_t mac_dst[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+    static const uint8_t mac_src[6] = { 0x52, 0x54, 0x00, 0x65, 0x43, 0x21 };
+    unsigned cn = p->conn % NCONNS, ext = (p->ip >> 3) & 7;
     Conn *k = &c->conns[cn];
     bool v6 = cn & 8;
     bool ts = !!(cn & 2) ^ !!(p->conn & 0x10);
     uint8_t *buf = c->scratch, *l2 = buf + c->vhl, *ip = l2 + ETH_HLEN;
-    uint8_t *tcp, opts[40];
-    unsigned ext = 0, olen = 0, tcphl, iphl = v6 ? IPV6_HLEN : 20, i;
-    uint8_t flags, nh = IP_PROTO_TCP;
-    uint32_t seq = k->seq + p->seq_d, len, tcplen, maxlen;
+    uint8_t opts[40];
+    RscSeg s = {
+        .dst_mac = mac_dst, .src_mac = mac_src, .v6 = v6,
+        .tos = p->ip & 3, .ttl = 64 - ((p->misc >> 2) & 0x1f),
+        .sport = 1000 + cn, .dport = 80, .opts = opts,
+        .trailer = p->pad, .trailer_byte = 0xe0,
+        .ns = p->misc & 2, .tcp_csum_xor = p->misc & 1,
+    };
+    uint32_t maxlen;
     size_t size;
 
     *queue = (cn + !!(p->conn & 0x20)) % c->nqueues;
     k->ack += p->ack_d;
     k->win += p->win_d * 64;
     k->tsecr++;
-    k->ipid += p->ip & 0x80 ? 1000 : 1;
+    /* the IP ID counts up by one, jumps, or (bit 7 of misc) stays */
+    k->ipid += p->misc & 0x80 ? 0 : p->ip & 0x80 ? 1000 : 1;
     if (v6 && (p->ip & 0x80)) {
         k->flow ^= 1;
     }
     if (ts) {
         k->tsval += p->ts & 0x10 ? -(p->ts & 0xf) : (p->ts & 0xf);
         if (p->ts & 0x20) {
-            memcpy(opts, "\x08\x0a", 2);
-            stl_be_p(opts + 2, k->tsval);
-            stl_be_p(opts + 6, k->tsecr);
-            memcpy(opts + 10, "\x00\x00", 2);
+            memcpy(opts, "\x08\x0a\0\0\0\0\0\0\0\0\0\0", 12);
         } else {
-            memcpy(opts, "\x01\x01\x08\x0a", 4);
-            stl_be_p(opts + 4, k->tsval);
-            stl_be_p(opts + 8, k->tsecr);
+            memcpy(opts, rsc_seg_ts_opts, 12);
         }
-        olen = 12;
+        s.opts_len = 12;
+        s.tsval = k->tsval;
+        s.tsecr = k->tsecr;
     }
     if (p->ts & 0x40) {
-        memcpy(opts + olen, "\x02\x04\x05\xb4", 4);  /* MSS */
-        olen += 4;
+        memcpy(opts + s.opts_len, "\x02\x04\x05\xb4", 4);  /* MSS */
+        s.opts_len += 4;
     }
     if (p->ts & 0x80) {
-        memcpy(opts + olen, "\x03\x00\x01\x01", 4);  /* length 0 */
-        olen += 4;
+        memcpy(opts + s.opts_len, "\x03\x00\x01\x01", 4);  /* length 0 */
+        s.opts_len += 4;
     }
-    tcphl = TCP_HLEN + olen;
-    if (v6 && (p->ip & 0x38)) {
-        ext = 8;
-    } else if (!v6 && (p->ip & 0x20)) {
-        iphl += 4;
+    if (v6) {
+        memcpy(s.src_ip, "\xfd\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 15);
+        s.src_ip[15] = cn & 4 ? 3 : 1;
+        memcpy(s.dst_ip, s.src_ip, 15);
+        s.dst_ip[15] = 2;
+        s.flow = k->flow;
+        s.hbh = ext != 0;
+    } else {
+        memcpy(s.src_ip, cn & 4 ? "\x0a\x00\x01\x03" : "\x0a\x00\x00\x01", 4);
+        memcpy(s.dst_ip, "\x0a\x00\x00\x02", 4);
+        s.df = !(p->ip & 4);
+        s.frag = (p->ip & 8 ? IP_MF : 0) | (p->ip & 0x10 ? 1 : 0);
+        s.ip_id = k->ipid;
+        s.ip_opts_len = p->ip & 0x20 ? 4 : 0;
+        s.ip_csum_xor = p->ip & 0x40 ? 1 : 0;
     }
+    s.seq = k->seq + p->seq_d;
+    s.ack = k->ack;
+    s.win = k->win;
+    /* TCP flags as given, but ACK unless asked to leave it out */
+    s.flags = p->flags ^ TCP_FLAG_ACK;
 
     /* 0: the MSS; mostly small payloads, large ones from 0xf000 on */
-    maxlen = 65535 - tcphl - (v6 ? ext : iphl);
+    maxlen = 65535 - TCP_HLEN - s.opts_len - rsc_seg_ip_hlen(&s) +
+             (v6 ? IPV6_HLEN : 0);
     if (!p->len) {
-        len = MSS;
+        s.plen = MSS;
     } else if (p->len < 0xf000) {
-        len = (p->len - 1) & 0x7ff;
+        s.plen = (p->len - 1) & 0x7ff;
     } else {
-        len = MIN((p->len & 0xfff) * 16u, maxlen);
+        s.plen = MIN((p->len & 0xfff) * 16u, maxlen);
     }
-    tcplen = tcphl + len;
-    size = c->vhl + ETH_HLEN + (v6 ? IPV6_HLEN + ext : iphl) + tcplen +
-           p->pad;
-    if (size > c->budget) {
-        c->budget = 0;
+    s.payload = pat + pat_off(cn, s.seq);
+    size = c->vhl + rsc_seg_len(&s);
+    if (!frame_room(c, size)) {
         return 0;
     }
-    c->budget -= size;
+    /* rsc_seg_build(), with the payload's sum from the table */
+    memcpy(l2 + rsc_seg_put_headers(&s, l2), s.payload, s.plen);
+    memset(l2 + rsc_seg_hdr_len(&s) + s.plen, s.trailer_byte, s.trailer);
+    rsc_seg_put_tcp_csum(&s, l2, pat_sum(pat_off(cn, s.seq), s.plen));
 
-    memset(buf, 0, size);
-    memcpy(l2, "\x52\x54\x00\x12\x34\x56\x52\x54\x00\x65\x43\x21", 12);
-    if (v6) {
-        stw_be_p(l2 + 12, ETH_P_IPV6);
-        stl_be_p(ip, 0x60000000 | ((p->ip & 3) << 20) | k->flow);
-        stw_be_p(ip + 4, ext + tcplen);
-        ip[7] = 64 - (p->misc >> 2);
-        stl_be_p(ip + 8, 0xfd000000);
-        ip[23] = cn & 4 ? 3 : 1;
-        stl_be_p(ip + 24, 0xfd000000);
-        ip[39] = 2;
-        if (ext) {
-            nh = p->ip & 0x20 ? 0 : 44;
-            ip[IPV6_HLEN] = IP_PROTO_TCP;
-            if (nh == 44) {
-                stw_be_p(ip + IPV6_HLEN + 2, p->ip & 0x10 ? 8 : 1);
-            } else {
-                memcpy(ip + IPV6_HLEN + 2, "\x01\x04", 2);    /* PadN */
-            }
-        }
-        ip[6] = nh;
-        tcp = ip + IPV6_HLEN + ext;
-    } else {
-        uint16_t frag = IP_DF ^ (p->ip & 4 ? IP_DF : 0);
-
-        frag |= (p->ip & 8 ? IP_MF : 0) | (p->ip & 0x10 ? 1 : 0);
-        stw_be_p(l2 + 12, ETH_P_IP);
-        ip[0] = 0x40 | (iphl / 4);
-        ip[1] = p->ip & 3;
-        stw_be_p(ip + 2, iphl + tcplen);
-        stw_be_p(ip + 4, k->ipid);
-        stw_be_p(ip + 6, frag);
-        ip[8] = 64 - (p->misc >> 2);
-        ip[9] = IP_PROTO_TCP;
-        stl_be_p(ip + 12, cn & 4 ? 0x0a000103 : 0x0a000001);
-        stl_be_p(ip + 16, 0x0a000002);
-        if (iphl > 20) {
-            memcpy(ip + 20, "\x01\x01\x01\x00", 4);
-        }
-        stw_be_p(ip + 10, ~fold(sum16(ip, iphl)) ^ (p->ip & 0x40 ? 1 : 0));
-        tcp = ip + iphl;
-    }
-    /* TCP flags as given, but ACK unless asked to leave it out */
-    flags = p->flags ^ TCP_FLAG_ACK;
-    stw_be_p(tcp, 1000 + cn);
-    stw_be_p(tcp + 2, 80);
-    stl_be_p(tcp + 4, seq);
-    stl_be_p(tcp + 8, k->ack);
-    tcp[12] = (tcphl / 4) << 4 | (p->misc & 2 ? 1 : 0);
-    tcp[13] = flags;
-    stw_be_p(tcp + 14, k->win);
-    memcpy(tcp + TCP_HLEN, opts, olen);
-    for (i = 0; i < len; i++) {
-        tcp[tcphl + i] = pattern(cn, seq + i);
-    }
-    stw_be_p(tcp + 16, ~fold(pseudo_sum(ip + (v6 ? 8 : 12), v6, tcplen) +
-                             sum16(tcp, tcplen)) ^ (p->misc & 1));
-    for (i = 0; i < p->pad; i++) {
-        tcp[tcplen + i] = 0xe0 + i;
+    /*
+     * IPv6 extension headers: the builder's hop-by-hop header rewritten
+     * into another one; the TCP checksum does not cover it.
+     */
+    switch (ext) {
+    case 1:     /* fragment, more to come */
+    case 2:     /* atomic fragment: offset 0, no more */
+        ip[6] = 44;
+        memcpy(ip + IPV6_HLEN + 1, ext == 1 ? "\0\0\x01\0\0\x12\x34" :
+                                              "\0\0\0\0\0\x12\x34", 7);
+        break;
+    case 4:     /* destination options, PadN */
+        ip[6] = 60;
+        break;
+    case 5:     /* routing, segments left 0 */
+    case 7:     /* routing, segments left 1 */
+        ip[6] = 43;
+        memcpy(ip + IPV6_HLEN + 1, ext == 5 ? "\0\x04\0\0\0\0\0" :
+                                              "\0\x04\x01\0\0\0\0", 7);
+        break;
+    case 6:     /* hop-by-hop with other options: not byte-identical */
+        memcpy(ip + IPV6_HLEN + 1, "\0\x05\x02\0\0\x01\0", 7);
+        break;
     }
     if (c->vhl) {
+        memset(buf, 0, c->vhl);
         buf[0] = p->vnet & 3;
         buf[1] = gso_choice[(p->vnet >> 2) & 7];
-        stw_le_p(buf + 2, tcp + tcphl - l2);
+        stw_le_p(buf + 2, rsc_seg_hdr_len(&s));
         stw_le_p(buf + 4, p->gso * 16);
         if (buf[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-            stw_le_p(buf + 6, tcp - l2);
+            stw_le_p(buf + 6, rsc_seg_l3(&s) + rsc_seg_ip_hlen(&s));
             stw_le_p(buf + 8, 16);
         }
     }
-    k->seq = seq + len + !!(flags & TCP_FLAG_SYN) + !!(flags & TCP_FLAG_FIN);
+    k->seq = s.seq + s.plen + !!(s.flags & TCP_FLAG_SYN) +
+             !!(s.flags & TCP_FLAG_FIN);
     return size;
 }
 
@@ -1118,8 +1266,8 @@ static void send_seg(Ctx *c, const SegParams *p, bool mutate,
             size = MIN(size, cut - 1u);
         }
     }
-    if (!receive(c, queue, g_memdup2(c->scratch, size), size,
-                 mutate ? -1 : (int)cn)) {
+    if (!receive(c, queue, frame_copy(c, c->scratch, size), size,
+                 mutate ? -1 : (int)cn, mutate ? -1 : !(p->misc & 1))) {
         /* the backend keeps it and sends it again later */
         c->conns[cn] = saved;
     }
@@ -1130,14 +1278,9 @@ static void op_raw(Ctx *c, Reader *r)
     unsigned queue = rd8(r) % c->nqueues;
     size_t size = MIN(rd16(r), r->n);
 
-    if (size > c->budget) {
-        c->budget = 0;
-        return;
-    }
-    c->budget -= size;
-    if (size) {
+    if (size && frame_room(c, size)) {
         /* a backend never offers an empty frame */
-        receive(c, queue, g_memdup2(r->p, size), size, -1);
+        receive(c, queue, frame_copy(c, r->p, size), size, -1, -1);
     }
     r->p += size;
     r->n -= size;
@@ -1241,16 +1384,33 @@ static void run_op(Ctx *c, Reader *r)
     }
 }
 
-/* The engine's counters against what the guest saw. */
+/* Walks the engine's counters: their values, or checks of them. */
+typedef struct StatWalk {
+    unsigned i;             /* index of the counter */
+    uint64_t *vals;         /* stat_get: values */
+    uint64_t sums[2];       /* check_stat: bypass and flush counters */
+} StatWalk;
+
+static void stat_get(const char *name, uint64_t value, void *opaque)
+{
+    StatWalk *w = opaque;
+
+    assert(w->i < NSTATS);
+    w->vals[w->i++] = value;
+}
+
+/* The engine's counters against what the guest saw in this input. */
 static void check_stat(const char *name, uint64_t value, void *opaque)
 {
-    uint64_t *sums = opaque;
+    StatWalk *w = opaque;
     const Ctx *c = &ctx;
 
+    assert(w->i < NSTATS);
+    value -= c->stats0[w->i++];
     if (g_str_has_prefix(name, "bypass-")) {
-        sums[0] += value;
+        w->sums[0] += value;
     } else if (g_str_has_prefix(name, "flush-")) {
-        sums[1] += value;
+        w->sums[1] += value;
     } else if (!strcmp(name, "segments-received")) {
         CHECK(value == c->accepted, "segments-received %" PRIu64
               ", accepted %" PRIu64, value, c->accepted);
@@ -1272,17 +1432,55 @@ static void check_stat(const char *name, uint64_t value, void *opaque)
     }
 }
 
+/*
+ * The engine for this configuration.  Engines are kept from input to
+ * input (each input ends with everything flushed, which leaves an engine
+ * as it was new but for the order of its free flow entries, which decides
+ * nothing), so that flow tables are not set up again and again; counters
+ * are compared as differences.
+ */
+static NetRscChain *chain_get(Ctx *c)
+{
+    ChainSlot *slot;
+    unsigned i;
+    for (i = 0; i < NCHAINS; i++) {
+        slot = &chains[i];
+        if (slot->chain && slot->nqueues == c->nqueues &&
+            slot->max_flows == c->max_flows &&
+            slot->interval == c->interval && slot->gro == c->gro) {
+            return slot->chain;
+        }
+    }
+    slot = &chains[next_chain++ % NCHAINS];
+    virtio_net_rsc_delete(slot->chain);
+    slot->chain = virtio_net_rsc_new(&fake_ops, c, c->nqueues, c->max_flows,
+                                     c->interval);
+    slot->nqueues = c->nqueues;
+    slot->max_flows = c->max_flows;
+    slot->interval = c->interval;
+    slot->gro = c->gro;
+    return slot->chain;
+}
+
 static void setup(Ctx *c, Reader *r)
 {
     uint8_t h0 = rd8(r), h1 = rd8(r), h4, h5;
     uint16_t cap = rd16(r);
+    StatWalk w = { .vals = c->stats0 };
     unsigned i;
 
     h4 = rd8(r);
     h5 = rd8(r);
-    memset(c, 0, offsetof(Ctx, scratch));
-    memset(&c->accepted, 0, sizeof(*c) - offsetof(Ctx, accepted));
-    /* the largest table is slow to set up: only with the longest interval */
+    c->chain = NULL;
+    c->inflight = NULL;
+    c->pending = 0;
+    c->nwrites = 0;
+    c->nframes = 0;
+    c->nunits = 0;
+    c->arena_used = 0;
+    c->guest_used = 0;
+    memset(c->live, 0, sizeof(c->live));
+    memset(&c->accepted, 0, offsetof(Ctx, stats0) - offsetof(Ctx, accepted));
     c->max_flows = h1 == 0xff ? NET_RSC_MAX_MAX_FLOWS :
                    max_flows_choice[h0 & 7];
     c->nqueues = h0 & 8 ? 2 : 1;
@@ -1293,7 +1491,8 @@ static void setup(Ctx *c, Reader *r)
     c->interval = h1 * 1000;
     c->cap = cap ? 60 + cap : NET_RSC_MAX_FRAME + 64;
     c->buffers = h4 ? h4 - 1 : -1;
-    c->wfail = h5;
+    c->wfail = h5 & 0x7f;
+    c->gro = h5 & 0x80;
     c->now = 1000000;
     c->budget = BUDGET;
     for (i = 0; i < NCONNS; i++) {
@@ -1302,11 +1501,35 @@ static void setup(Ctx *c, Reader *r)
         c->conns[i].tsval = 0xfffffff0u;
         c->conns[i].win = 1000;
         c->conns[i].flow = i * 0x1111;
+        c->conns[i].ipid = i * 0x1000;
     }
-    c->fifos = g_hash_table_new_full(key_hash, key_equal, NULL, g_free);
+    c->nfifos = 0;
+    memset(c->fifo_index, 0, sizeof(c->fifo_index));
     g_queue_init(&c->units);
-    c->chain = virtio_net_rsc_new(&fake_ops, c, c->nqueues, c->max_flows,
-                                  c->interval);
+    c->chain = chain_get(c);
+    virtio_net_rsc_stats_foreach(c->chain, stat_get, &w);
+}
+
+/* Called once by libFuzzer before the first input. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    Ctx *c = &ctx;
+    StatWalk w = { .vals = c->stats0 };
+
+    pat_init();
+    c->arena = g_malloc(ARENA_SIZE);
+    ASAN_POISON_MEMORY_REGION(c->arena, ARENA_SIZE);
+    c->guest = g_malloc(GUEST_SIZE);
+
+    /* The API on no engine at all, as a device without RSC calls it. */
+    virtio_net_rsc_flush_all(NULL, NET_RSC_FLUSH_RESET);
+    CHECK(virtio_net_rsc_held(NULL) == 0, "units held by no engine");
+    virtio_net_rsc_stats_foreach(NULL, stat_get, &w);
+    for (; w.i; w.i--) {
+        CHECK(c->stats0[w.i - 1] == 0, "a counter of no engine is not 0");
+    }
+    virtio_net_rsc_delete(NULL);
+    return 0;
 }
 
 /* The entry point libFuzzer calls; declared by libFuzzer itself. */
@@ -1314,7 +1537,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Reader r = { data, size };
     Ctx *c = &ctx;
-    uint64_t sums[2] = { 0, 0 };
+    StatWalk w = { 0 };
 
     setup(c, &r);
     while (r.n && c->budget) {
@@ -1323,12 +1546,465 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     virtio_net_rsc_flush_all(c->chain, NET_RSC_FLUSH_RESET);
     check_flushed(c);
-    virtio_net_rsc_stats_foreach(c->chain, check_stat, sums);
-    CHECK(sums[0] == c->delivered, "bypass counters %" PRIu64
-          ", frames delivered alone %" PRIu64, sums[0], c->delivered);
-    CHECK(sums[1] == c->singles + c->coalesced, "flush counters %" PRIu64
-          ", units %" PRIu64, sums[1], c->singles + c->coalesced);
-    virtio_net_rsc_delete(c->chain);
-    g_hash_table_destroy(c->fifos);
+    virtio_net_rsc_stats_foreach(c->chain, check_stat, &w);
+    CHECK(w.sums[0] == c->delivered, "bypass counters %" PRIu64
+          ", frames delivered alone %" PRIu64, w.sums[0], c->delivered);
+    CHECK(w.sums[1] == c->singles + c->coalesced, "flush counters %" PRIu64
+          ", units %" PRIu64, w.sums[1], c->singles + c->coalesced);
+    ASAN_POISON_MEMORY_REGION(c->arena, c->arena_used);
     return 0;
+}
+
+/*
+ * Structure-aware mutation.  An input is the header and a list of
+ * operations (run_op()); most mutations keep that structure, so that the
+ * inputs stay near-valid TCP traffic and reach the merge decisions:
+ * - one field of one operation: a segment's connection, queue, sequence
+ *   and ACK deltas, TCP flags, window, payload length (the MSS, short,
+ *   long), timestamp and other options, padding, IP fields (ECN, DF,
+ *   fragments, IPv4 options, IPv6 extension headers, flow label), checksums,
+ *   TTL, IP ID rule, vnet header; a burst's length; a clock step; a flush
+ *   cause; buffers and offloads; the bytes of a raw frame;
+ * - insert an operation (mostly a segment that continues a connection),
+ *   delete one, repeat one, swap two;
+ * - one field of the header (table size, queues, vnet header, interval,
+ *   capacity, buffers, failing writes, rule profile);
+ * - or libFuzzer's own byte mutation of the whole input, as a fallback.
+ */
+#define HDR_BYTES 6
+#define SEG_BYTES 13            /* SegParams as read_seg() reads them */
+#define MAX_OPS 1024
+#define MUT_MAX (1 << 17)
+
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+                               unsigned int seed);
+size_t LLVMFuzzerCustomCrossOver(const uint8_t *data1, size_t size1,
+                                 const uint8_t *data2, size_t size2,
+                                 uint8_t *out, size_t max_out_size,
+                                 unsigned int seed);
+
+/* Where an operation lies in the input. */
+typedef struct Op {
+    size_t off;
+    size_t len;
+} Op;
+
+static uint32_t rnd(uint64_t *st)
+{
+    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+    return *st >> 33;
+}
+
+static unsigned below(uint64_t *st, unsigned n)
+{
+    return n ? rnd(st) % n : 0;
+}
+
+/* Bytes of the operation at @p, @n bytes left, as run_op() reads it. */
+static size_t op_size(const uint8_t *p, size_t n)
+{
+    size_t len;
+
+    switch (p[0] & 7) {
+    case 0:
+    case 1:
+        len = 1 + SEG_BYTES;
+        break;
+    case 2:
+        len = 5;
+        break;
+    case 3:
+        len = 1 + SEG_BYTES + 5;
+        break;
+    case 4:
+        len = n < 4 ? n : 4 + MIN(lduw_le_p(p + 2), n - 4);
+        break;
+    case 5:
+        len = 3;
+        break;
+    default:
+        len = 2;
+        break;
+    }
+    return MIN(len, n);
+}
+
+static unsigned split_ops(const uint8_t *data, size_t size, Op *ops)
+{
+    size_t off = HDR_BYTES;
+    unsigned n = 0;
+
+    while (off < size && n < MAX_OPS) {
+        ops[n].off = off;
+        ops[n].len = op_size(data + off, size - off);
+        off += ops[n].len;
+        n++;
+    }
+    return n;
+}
+
+/* A payload length field: the MSS, a short or long payload, none. */
+static uint16_t pick_len(uint64_t *st)
+{
+    static const uint16_t lens[] = {
+        0, 0, 0, 1 + 1448, 1 + 1447, 1 + 1, 1 + 0, 1 + 100, 1 + 2047,
+    };
+    unsigned i = below(st, ARRAY_SIZE(lens) + 2);
+
+    if (i < ARRAY_SIZE(lens)) {
+        return lens[i];
+    }
+    if (i == ARRAY_SIZE(lens)) {
+        return 1 + below(st, 2048);
+    }
+    return 0xf000 | below(st, 0x1000);
+}
+
+static int8_t pick_delta(uint64_t *st)
+{
+    static const int8_t d[] = { 0, 0, 0, 1, -1, 2, -2, 127, -128 };
+    unsigned i = below(st, ARRAY_SIZE(d) + 1);
+
+    return i < ARRAY_SIZE(d) ? d[i] : (int8_t)rnd(st);
+}
+
+/* Mutate one field of the segment parameters @f (read_seg() order). */
+static void mutate_seg(uint8_t *f, uint64_t *st)
+{
+    switch (below(st, 15)) {
+    case 0:     /* another connection */
+        f[0] = (f[0] & 0x30) | below(st, NCONNS);
+        break;
+    case 1:     /* timestamps on/off, the other queue */
+        f[0] ^= 0x10 << below(st, 2);
+        break;
+    case 2:
+        f[1] = pick_delta(st);
+        break;
+    case 3:
+        f[2] = pick_delta(st);
+        break;
+    case 4:     /* one TCP flag (ACK is inverted) */
+        f[3] ^= 1 << below(st, 8);
+        break;
+    case 5:
+        f[4] = pick_delta(st);
+        break;
+    case 6:
+        stw_le_p(f + 5, pick_len(st));
+        break;
+    case 7:     /* TSval step, option layout, other options */
+        f[7] ^= 1 << below(st, 8);
+        break;
+    case 8:     /* padding after the datagram */
+        f[8] = below(st, 3) ? 0 : below(st, 2) ? 1 + below(st, 8) : rnd(st);
+        break;
+    case 9:     /* ECN, DF, MF, offset, IPv4 options, bad IP csum, ID/flow */
+        f[9] ^= 1 << below(st, 8);
+        break;
+    case 10:    /* IPv6 extension header */
+        f[9] = (f[9] & ~0x38) | below(st, 8) << 3;
+        break;
+    case 11:    /* bad TCP checksum, reserved bit, fixed IP ID, TTL */
+        if (below(st, 2)) {
+            f[10] ^= below(st, 2) ? 0x80 : 1 << below(st, 2);
+        } else {
+            f[10] = (f[10] & 0x83) | below(st, 32) << 2;
+        }
+        break;
+    case 12:    /* vnet header flags and GSO type */
+        f[11] ^= 1 << below(st, 5);
+        break;
+    case 13:
+        f[12] = rnd(st);
+        break;
+    default:    /* a clean continuation of its connection */
+        memset(f + 1, 0, 4);
+        if (below(st, 4) == 0) {
+            f[3] = TCP_FLAG_PSH;
+        }
+        f[8] = 0;
+        f[9] &= 0x87;
+        f[10] &= 0xfc;
+        break;
+    }
+}
+
+/* Mutate one field of the operation @q of @len bytes. */
+static void mutate_op(uint8_t *q, size_t len, uint64_t *st)
+{
+    switch (q[0] & 7) {
+    case 0:
+    case 1:
+        if (len == 1 + SEG_BYTES) {
+            mutate_seg(q + 1, st);
+        }
+        break;
+    case 2:     /* burst: connection, count, length */
+        if (len == 5) {
+            switch (below(st, 3)) {
+            case 0:
+                q[1] = (q[1] & 0x30) | below(st, NCONNS);
+                break;
+            case 1:
+                q[2] = rnd(st);
+                break;
+            default:
+                stw_le_p(q + 3, pick_len(st));
+                break;
+            }
+        }
+        break;
+    case 3:
+        if (len == 1 + SEG_BYTES + 5) {
+            if (below(st, 2)) {
+                mutate_seg(q + 1, st);
+            } else {
+                /* where to corrupt, with what, where to cut */
+                q[1 + SEG_BYTES + below(st, 5)] = rnd(st);
+            }
+        }
+        break;
+    case 4:     /* the raw frame's bytes */
+        if (len > 4) {
+            LLVMFuzzerMutate(q + 4, len - 4, len - 4);
+        }
+        break;
+    case 5:     /* a short step, about an interval, or a long one */
+        if (len == 3) {
+            static const uint16_t steps[] = { 1, 16, 4688, 15625, 0xffff };
+
+            stw_le_p(q + 1, below(st, 2) ? steps[below(st, 5)] : rnd(st));
+        }
+        break;
+    case 6:
+        if (len == 2) {
+            q[1] = rnd(st);
+        }
+        break;
+    default:    /* buffers (none, a few, unlimited) or offloads */
+        if (len == 2) {
+            static const uint8_t misc[] = { 0x80, 0x81, 0x82, 0xff, 0, 1, 2,
+                                            3 };
+
+            q[1] = misc[below(st, ARRAY_SIZE(misc))];
+        }
+        break;
+    }
+}
+
+/*
+ * Write a new operation to @q (room for 64 bytes); returns its length.
+ * Mostly a segment that continues a connection of the input @data.
+ */
+static size_t gen_op(uint8_t *q, const uint8_t *data, const Op *ops,
+                     unsigned nops, uint64_t *st)
+{
+    unsigned i, k = below(st, 20);
+
+    if (k < 10) {
+        /* copy a segment of the input, cleaned up to continue its flow */
+        for (i = 0; i < 4 && nops; i++) {
+            const Op *o = &ops[below(st, nops)];
+
+            if ((data[o->off] & 6) == 0 && o->len == 1 + SEG_BYTES) {
+                memcpy(q, data + o->off, o->len);
+                memset(q + 2, 0, 4);
+                q[9] = 0;
+                if (below(st, 3) == 0) {
+                    mutate_seg(q + 1, st);
+                }
+                return o->len;
+            }
+        }
+        memset(q, 0, 1 + SEG_BYTES);
+        q[1] = below(st, NCONNS);
+        mutate_seg(q + 1, st);
+        return 1 + SEG_BYTES;
+    }
+    switch (k) {
+    case 10:
+    case 11:
+        q[0] = 2;
+        q[1] = below(st, NCONNS);
+        q[2] = below(st, 64);
+        stw_le_p(q + 3, pick_len(st));
+        return 5;
+    case 12:
+    case 13:
+        q[0] = 5;
+        mutate_op(q, 3, st);
+        return 3;
+    case 14:
+        q[0] = 6;
+        q[1] = rnd(st);
+        return 2;
+    case 15:
+    case 16:
+        q[0] = 7;
+        mutate_op(q, 2, st);
+        return 2;
+    case 17:
+        memset(q, 0, 1 + SEG_BYTES + 5);
+        q[0] = 3;
+        q[1] = below(st, NCONNS);
+        for (i = 0; i < 5; i++) {
+            q[1 + SEG_BYTES + i] = rnd(st);
+        }
+        return 1 + SEG_BYTES + 5;
+    case 18: {
+        /* a raw frame: Ethernet header, IPv4 or IPv6, random bytes */
+        unsigned n = 14 + below(st, 46);
+
+        q[0] = 4;
+        q[1] = below(st, 2);
+        stw_le_p(q + 2, n);
+        for (i = 0; i < n; i++) {
+            q[4 + i] = rnd(st);
+        }
+        stw_be_p(q + 4 + 12, below(st, 2) ? ETH_P_IP : ETH_P_IPV6);
+        q[4 + 14] = below(st, 2) ? 0x45 : 0x60;
+        return 4 + n;
+    }
+    default:    /* a segment with SYN, FIN, RST or URG */
+        memset(q, 0, 1 + SEG_BYTES);
+        q[1] = below(st, NCONNS);
+        q[4] = 1 << below(st, 6);
+        return 1 + SEG_BYTES;
+    }
+}
+
+/* Mutate one field of the header @h (HDR_BYTES bytes). */
+static void mutate_header(uint8_t *h, uint64_t *st)
+{
+    static const uint8_t intervals[] = { 0, 1, 10, 100, 255 };
+
+    switch (below(st, 6)) {
+    case 0:
+        h[0] ^= 1 << below(st, 8);
+        break;
+    case 1:
+        h[1] = below(st, 2) ? intervals[below(st, 5)] : rnd(st);
+        break;
+    case 2:
+        stw_le_p(h + 2, below(st, 2) ? 0 : below(st, 2) ? below(st, 4000) :
+                 rnd(st));
+        break;
+    case 3:
+        h[4] = below(st, 2) ? below(st, 4) : rnd(st);
+        break;
+    case 4:     /* the rule profile */
+        h[5] ^= 0x80;
+        break;
+    default:
+        h[5] = (h[5] & 0x80) | (below(st, 2) ? 0 : below(st, 16));
+        break;
+    }
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+                               unsigned int seed)
+{
+    static Op ops[MAX_OPS];
+    static uint8_t out[MUT_MAX];
+    uint64_t st = seed * 0x9e3779b97f4a7c15ull + 1;
+    unsigned nops, k, i, j, n, x, src;
+    size_t len = 0;
+
+    if (size < HDR_BYTES) {
+        /* a default header and a first segment */
+        memset(out, 0, HDR_BYTES);
+        len = HDR_BYTES;
+        len += gen_op(out + len, data, NULL, 0, &st);
+        if (len > max_size) {
+            return LLVMFuzzerMutate(data, size, max_size);
+        }
+        memcpy(data, out, len);
+        return len;
+    }
+    nops = split_ops(data, size, ops);
+    k = below(&st, 100);
+    if (k < 40 && nops) {
+        const Op *o = &ops[below(&st, nops)];
+
+        mutate_op(data + o->off, o->len, &st);
+        return size;
+    }
+    if (k < 47) {
+        mutate_header(data, &st);
+        return size;
+    }
+    if (k >= 85 || size > MUT_MAX - 1024) {
+        return LLVMFuzzerMutate(data, size, max_size);
+    }
+
+    /* rebuild the operation list with one change at operation @i */
+    memcpy(out, data, HDR_BYTES);
+    len = HDR_BYTES;
+    i = below(&st, nops + 1);
+    j = below(&st, nops);
+    for (x = 0; x <= nops; x++) {
+        if (x == i && k < 62) {
+            /* insert new operations */
+            for (n = 1 + below(&st, 4); n; n--) {
+                len += gen_op(out + len, data, ops, nops, &st);
+            }
+        } else if (x == i && k < 75 && nops && ops[j].len <= 64) {
+            /* repeat operation @j, as a run */
+            for (n = 1 + below(&st, 8); n; n--) {
+                memcpy(out + len, data + ops[j].off, ops[j].len);
+                len += ops[j].len;
+            }
+        }
+        if (x == nops) {
+            break;
+        }
+        src = x;
+        if (k >= 75 && k < 80 && i < nops) {
+            /* swap operations @i and @j */
+            src = x == i ? j : x == j ? i : x;
+        } else if (k >= 80 && x == i) {
+            continue;   /* delete operation @i */
+        }
+        memcpy(out + len, data + ops[src].off, ops[src].len);
+        len += ops[src].len;
+    }
+    if (len > max_size) {
+        return LLVMFuzzerMutate(data, size, max_size);
+    }
+    memcpy(data, out, len);
+    return len;
+}
+
+size_t LLVMFuzzerCustomCrossOver(const uint8_t *data1, size_t size1,
+                                 const uint8_t *data2, size_t size2,
+                                 uint8_t *out, size_t max_out_size,
+                                 unsigned int seed)
+{
+    static Op ops1[MAX_OPS], ops2[MAX_OPS];
+    uint64_t st = seed * 0x9e3779b97f4a7c15ull + 7;
+    unsigned n1, n2, i, j, x;
+    size_t len;
+
+    if (size1 < HDR_BYTES || size2 < HDR_BYTES ||
+        max_out_size < HDR_BYTES) {
+        return 0;
+    }
+    /* the header of the first, its first operations, the second's last */
+    n1 = split_ops(data1, size1, ops1);
+    n2 = split_ops(data2, size2, ops2);
+    i = below(&st, n1 + 1);
+    j = below(&st, n2 + 1);
+    memcpy(out, data1, HDR_BYTES);
+    len = HDR_BYTES;
+    for (x = 0; x < i && len + ops1[x].len <= max_out_size; x++) {
+        memcpy(out + len, data1 + ops1[x].off, ops1[x].len);
+        len += ops1[x].len;
+    }
+    for (x = j; x < n2 && len + ops2[x].len <= max_out_size; x++) {
+        memcpy(out + len, data2 + ops2[x].off, ops2[x].len);
+        len += ops2[x].len;
+    }
+    return len;
 }
