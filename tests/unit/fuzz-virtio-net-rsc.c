@@ -126,6 +126,7 @@ typedef struct Frame {
     uint32_t tsval;
     uint32_t tsecr;
     uint32_t ipclass;       /* IPv4: ECN and DF; IPv6: class and label */
+    uint16_t ip_id;         /* IPv4 identification */
     uint16_t win;
     uint16_t vhdr_len;      /* from the backend's vnet header */
     uint16_t gso_size;      /* from the backend's vnet header */
@@ -148,6 +149,7 @@ typedef struct Entry {
     Frame f;
     unsigned queue;
     int conn;               /* generated connection, -1: raw or mutated */
+    NetRscRxInfo info;      /* hash report given with it */
     bool consumed;          /* the guest has seen it */
     Fifo *cfifo;            /* of its connection, or NULL */
     Fifo *afifo;            /* of its address pair, or NULL */
@@ -397,7 +399,7 @@ static bool parse_options(const uint8_t *tcp, unsigned hl, unsigned *ts_off)
  * otherwise.
  */
 static void parse(const uint8_t *buf, size_t size, size_t vhl, bool rsc4,
-                  bool rsc6, int csum_known, Frame *f)
+                  bool rsc6, bool gro, int csum_known, Frame *f)
 {
     const uint8_t *ip, *tcp;
     size_t l3len;
@@ -439,6 +441,7 @@ static void parse(const uint8_t *buf, size_t size, size_t vhl, bool rsc4,
         f->iphl = 20;
         f->ttl = ip[8];
         f->ipclass = (ip[1] & 3) | (lduw_be_p(ip + 6) & IP_DF);
+        f->ip_id = lduw_be_p(ip + 4);
         f->iph_ok = fold(sum16(ip, 20)) == 0xffff;
         l4len = tot - 20;
     } else if (et == ETH_P_IPV6) {
@@ -446,19 +449,33 @@ static void parse(const uint8_t *buf, size_t size, size_t vhl, bool rsc4,
             lduw_be_p(ip + 4) > l3len - IPV6_HLEN) {
             return;
         }
+        unsigned end = IPV6_HLEN + lduw_be_p(ip + 4), off = IPV6_HLEN;
+        uint8_t nh = ip[6];
+
         f->v6 = true;
         memcpy(f->addrs, ip + 8, 32);
-        if (ip[6] != IP_PROTO_TCP) {
-            if (ipv6_ext_hdr(ip[6])) {
+        /*
+         * GRO merges hop-by-hop (first), destination options and routing
+         * headers; read past them when they lie within the datagram (the
+         * engine may be stricter: it then delivers the frame alone)
+         */
+        while (gro && (nh == 0 || nh == 60 || nh == 43) &&
+               off + 8 <= end && (nh || off == IPV6_HLEN) &&
+               off + (ip[off + 1] + 1) * 8 <= end) {
+            nh = ip[off];
+            off += (ip[off + 1] + 1) * 8;
+        }
+        if (nh != IP_PROTO_TCP) {
+            if (ipv6_ext_hdr(nh)) {
                 f->cls = CLS_ADDRS;
             }
             return;
         }
-        f->iphl = IPV6_HLEN;
+        f->iphl = off;
         f->ttl = ip[7];
         f->ipclass = ldl_be_p(ip) & 0x0fffffff;
         f->iph_ok = true;
-        l4len = lduw_be_p(ip + 4);
+        l4len = end - off;
     } else {
         return;
     }
@@ -497,11 +514,14 @@ static const uint8_t *payload_of(const Frame *f)
 }
 
 /* May this segment be part of a coalesced packet at all? */
-static bool mergeable(const Frame *f)
+static bool mergeable(const Ctx *c, const Frame *f)
 {
+    /* GRO: a change of CWR would not survive GSO */
+    uint8_t flags = c->gro ? MERGE_FLAGS & ~TCP_FLAG_CWR : MERGE_FLAGS;
+
     return f->cls == CLS_CONN && f->gso_type == VIRTIO_NET_HDR_GSO_NONE &&
            f->iph_ok && (f->flags & TCP_FLAG_ACK) &&
-           !(f->flags & ~MERGE_FLAGS) && !f->tcp_res && f->opts_ok &&
+           !(f->flags & ~flags) && !f->tcp_res && f->opts_ok &&
            f->csum_ok;
 }
 
@@ -618,7 +638,12 @@ static Entry *entry_new(Ctx *c, uint8_t *buf, size_t size, unsigned queue,
     e->size = size;
     e->queue = queue;
     e->conn = conn;
-    parse(buf, size, c->vhl, c->rsc4, c->rsc6, csum_known, &e->f);
+    parse(buf, size, c->vhl, c->rsc4, c->rsc6, c->gro, csum_known, &e->f);
+    /* a hash report for every other frame, as RSS would make it */
+    if (size & 1) {
+        e->info.hash_value = size * 2654435761u ^ queue;
+        e->info.hash_report = 1 + size % 9;
+    }
     if (e->f.cls >= CLS_ADDRS) {
         e->afifo = fifo_get(c, CLS_ADDRS, queue, &e->f);
         e->alink.data = e;
@@ -676,6 +701,13 @@ static void check_order(const Entry *e)
     }
 }
 
+static void check_info(Ctx *c, const NetRscRxInfo *info, const char *what)
+{
+    CHECK(info && info->hash_value == c->inflight->info.hash_value &&
+          info->hash_report == c->inflight->info.hash_report,
+          "%s without the frame's hash report", what);
+}
+
 static void check_inflight(Ctx *c, const uint8_t *buf, size_t size,
                            const char *what)
 {
@@ -711,19 +743,21 @@ static void guest_free(Ctx *c, uint8_t *p)
 
 static NetRscBegin fake_begin(void *opaque, unsigned queue,
                               const uint8_t *buf, size_t size, size_t keep,
-                              void **unit)
+                              const NetRscRxInfo *info, void **unit)
 {
     Ctx *c = opaque;
     Entry *e = c->inflight;
     Unit *u;
 
     check_inflight(c, buf, size, "unit_begin");
+    check_info(c, info, "unit_begin");
     CHECK(keep > 0 && keep <= size - c->vhl,
           "unit_begin keeps %zu bytes of a %zu-byte frame", keep,
           size - c->vhl);
     CHECK(queue == e->queue, "unit_begin on queue %u, frame on %u", queue,
           e->queue);
-    CHECK(mergeable(&e->f) && e->f.payload_len > 0,
+    CHECK(mergeable(c, &e->f) && e->f.payload_len > 0 &&
+          !(c->gro && (e->f.flags & TCP_FLAG_PSH)),
           "unit begun with a frame that is not a mergeable data segment");
     CHECK(c->live[queue] < c->max_flows,
           "a unit begun with %u held on queue %u (max_flows %u)",
@@ -791,6 +825,76 @@ static bool fake_write(void *opaque, void *unit, size_t offset,
     return true;
 }
 
+/*
+ * GRO: split the coalesced packet @out (@frame_len bytes, header @hdr)
+ * into gso_size pieces the way Linux GSO does - sequence advanced, IPv4 ID
+ * + 1 per piece, lengths and checksums fixed, PSH only on the last piece -
+ * and compare each piece with the segment @in[i] that came in, byte for
+ * byte.  A unit merged under the fixed-ID rule (DF set, all IDs equal)
+ * may come back with incrementing IDs; a TCP checksum the backend vouched
+ * for (DATA_VALID, NEEDS_CSUM) without it being right is not compared.
+ */
+static void check_gro_identity(const Frame *f0, const NetRscVnetHdr *hdr,
+                               const uint8_t *out, size_t frame_len,
+                               Entry *const *in, unsigned n)
+{
+    static uint8_t piece[RSC_SEG_MAX_UNIT];
+    unsigned hl = hdr->hdr_len, mss = hdr->gso_size, l4 = ETH_HLEN + f0->iphl;
+    uint16_t id0 = lduw_be_p(out + ETH_HLEN + 4);
+    uint32_t seq0 = ldl_be_p(out + l4 + 4), i;
+    size_t payload = frame_len - hl;
+    bool fixed_id = !f0->v6;
+
+    CHECK(DIV_ROUND_UP(payload, mss) == n, "GRO: %zu bytes of payload in "
+          "pieces of %u, from %u segments", payload, mss, n);
+    for (i = 0; i < n && fixed_id; i++) {
+        fixed_id = in[i]->f.ip_id == id0 && (in[i]->f.ipclass & IP_DF);
+    }
+    for (i = 0; i < n; i++) {
+        const Frame *f = &in[i]->f;
+        uint32_t plen = MIN(mss, payload - i * mss);
+        size_t len = hl + plen;
+        uint8_t *ip = piece + ETH_HLEN, *tcp = piece + l4;
+        bool same;
+
+        memcpy(piece, out, hl);
+        memcpy(piece + hl, out + hl + i * mss, plen);
+        if (f0->v6) {
+            stw_be_p(ip + 4, len - ETH_HLEN - IPV6_HLEN);
+        } else {
+            stw_be_p(ip + 2, len - ETH_HLEN);
+            stw_be_p(ip + 4, id0 + i);
+            stw_be_p(ip + 10, 0);
+            stw_be_p(ip + 10, ~fold(sum16(ip, 20)));
+        }
+        stl_be_p(tcp + 4, seq0 + i * mss);
+        if (i + 1 < n) {
+            tcp[13] &= ~(TCP_FLAG_PSH | TCP_FLAG_FIN);
+        }
+        stw_be_p(tcp + 16, 0);
+        stw_be_p(tcp + 16, ~fold(pseudo_sum(ip + (f0->v6 ? 8 : 12), f0->v6,
+                                            len - l4) +
+                                 sum16(tcp, len - l4)));
+        if (f->vflags & (VIRTIO_NET_HDR_F_DATA_VALID |
+                         VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
+            memcpy(tcp + 16, f->l2 + l4 + 16, 2);
+        }
+        CHECK(len == ETH_HLEN + f->iphl + f->tcphl + f->payload_len,
+              "GRO: piece %u of %zu bytes, segment of %u", i, len,
+              ETH_HLEN + f->iphl + f->tcphl + f->payload_len);
+        same = !memcmp(piece, f->l2, len);
+        if (!same && fixed_id) {
+            /* the same but for the ID and the IPv4 header checksum */
+            same = !memcmp(piece, f->l2, ETH_HLEN + 4) &&
+                   !memcmp(piece + ETH_HLEN + 6, f->l2 + ETH_HLEN + 6, 4) &&
+                   !memcmp(piece + ETH_HLEN + 12, f->l2 + ETH_HLEN + 12,
+                           len - ETH_HLEN - 12);
+        }
+        CHECK(same, "GRO: piece %u of a coalesced packet (seq %u) is not "
+              "the segment that came in", i, f->seq);
+    }
+}
+
 /* Check the coalesced packet @out and consume the frames it holds. */
 static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
                             const uint8_t *out, size_t frame_len)
@@ -803,7 +907,8 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
     uint32_t next_seq = f0->seq, tsval = f0->tsval, mss = f0->payload_len;
     size_t off = hl;
     bool short_seen = false;
-    uint8_t want[ETH_HLEN + IPV6_HLEN + 60];
+    uint8_t want[RSC_SEG_ETH_HLEN + 60 + 60 + 60];
+    unsigned want_segs;
     static Entry *done[MAX_FRAMES];
     static const uint8_t *segs[MAX_FRAMES];
     static size_t lens[MAX_FRAMES];
@@ -813,9 +918,24 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
     GList *l;
     const uint8_t *ip = out + ETH_HLEN, *tcp = ip + f0->iphl;
 
-    CHECK(hdr->flags == (VIRTIO_NET_HDR_F_NEEDS_CSUM |
-                         VIRTIO_NET_HDR_F_RSC_INFO),
-          "coalesced packet with vnet flags 0x%x", hdr->flags);
+    CHECK(hl <= sizeof(want), "coalesced packet with %u header bytes", hl);
+    if (c->gro) {
+        CHECK(hdr->flags == VIRTIO_NET_HDR_F_NEEDS_CSUM,
+              "GRO: coalesced packet with vnet flags 0x%x", hdr->flags);
+        CHECK(hdr->csum_start == ETH_HLEN + f0->iphl &&
+              hdr->csum_offset == 16, "GRO: csum_start %u csum_offset %u",
+              hdr->csum_start, hdr->csum_offset);
+        CHECK(mss && frame_len > hl, "GRO: MSS %u, %zu bytes", mss,
+              frame_len);
+        want_segs = DIV_ROUND_UP(frame_len - hl, mss);
+    } else {
+        CHECK(hdr->flags == (VIRTIO_NET_HDR_F_NEEDS_CSUM |
+                             VIRTIO_NET_HDR_F_RSC_INFO),
+              "coalesced packet with vnet flags 0x%x", hdr->flags);
+        CHECK(hdr->csum_offset == 0, "duplicate ACK count %u",
+              hdr->csum_offset);
+        want_segs = hdr->csum_start;
+    }
     CHECK(hdr->gso_type == (f0->v6 ? VIRTIO_NET_HDR_GSO_TCPV6 :
                                      VIRTIO_NET_HDR_GSO_TCPV4),
           "coalesced packet with gso_type %u", hdr->gso_type);
@@ -823,9 +943,7 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
           hdr->hdr_len, hl);
     CHECK(hdr->gso_size == mss, "gso_size %u, first segment carries %u",
           hdr->gso_size, mss);
-    CHECK(hdr->csum_start >= 2, "coalesced packet of %u segments",
-          hdr->csum_start);
-    CHECK(hdr->csum_offset == 0, "duplicate ACK count %u", hdr->csum_offset);
+    CHECK(want_segs >= 2, "coalesced packet of %u segments", want_segs);
     CHECK(frame_len <= NET_RSC_MAX_FRAME, "coalesced frame of %zu bytes",
           frame_len);
     CHECK(frame_len > hl && frame_len - hl <= NET_RSC_MAX_FRAME - hl,
@@ -841,10 +959,10 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
         const Entry *e = l->data;
         const Frame *f = &e->f;
 
-        if (n == hdr->csum_start && (f->payload_len || e == c->inflight)) {
+        if (n == want_segs && (f->payload_len || e == c->inflight)) {
             break;
         }
-        CHECK(mergeable(f), "merged a segment that is not mergeable "
+        CHECK(mergeable(c, f), "merged a segment that is not mergeable "
               "(seq %u flags 0x%x)", f->seq, f->flags);
         CHECK(f->seq == next_seq, "merged seq %u, expected %u", f->seq,
               next_seq);
@@ -875,6 +993,7 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
             n++;
         } else {
             /* a pure ACK the unit absorbed as a window update */
+            CHECK(!c->gro, "GRO: a pure ACK absorbed");
             CHECK(e != c->inflight && n >= 2,
                   "pure ACK absorbed by a unit of %u segments", n);
             CHECK(f->ack == last->ack && f->win != last->win &&
@@ -889,8 +1008,8 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
         lens[nsegs] = f->l2len;
         done[nsegs++] = l->data;
     }
-    CHECK(n == hdr->csum_start, "packet claims %u segments, holds %u",
-          hdr->csum_start, n);
+    CHECK(n == want_segs, "packet claims %u segments, holds %u",
+          want_segs, n);
     CHECK(off == frame_len, "coalesced frame %zu bytes, segments %zu",
           frame_len, off);
 
@@ -926,14 +1045,23 @@ static void check_coalesced(Ctx *c, Unit *u, const NetRscVnetHdr *hdr,
                           frame_len - ETH_HLEN - f0->iphl)),
           "TCP checksum field is not the pseudo-header sum");
 
-    /* The same from the shared frame checker, as a whole. */
-    CHECK(rsc_unit_expect(segs, lens, nsegs, expect, vhdr) == frame_len &&
-          !memcmp(expect, out, frame_len),
-          "coalesced packet differs from rsc_unit_expect()");
-    CHECK(lduw_le_p(vhdr + 2) == hdr->hdr_len &&
-          lduw_le_p(vhdr + 4) == hdr->gso_size &&
-          lduw_le_p(vhdr + 6) == hdr->csum_start,
-          "virtio-net header differs from rsc_unit_expect()");
+    /*
+     * The same from the shared frame checker, as a whole (it reads no
+     * IPv6 extension header but hop-by-hop).
+     */
+    if (f0->iphl == (f0->v6 ? IPV6_HLEN : 20) ||
+        out[ETH_HLEN + 6] == 0) {
+        CHECK(rsc_unit_expect(segs, lens, nsegs, expect, vhdr) == frame_len &&
+              !memcmp(expect, out, frame_len),
+              "coalesced packet differs from rsc_unit_expect()");
+        CHECK(lduw_le_p(vhdr + 2) == hdr->hdr_len &&
+              lduw_le_p(vhdr + 4) == hdr->gso_size &&
+              (c->gro || lduw_le_p(vhdr + 6) == hdr->csum_start),
+              "virtio-net header differs from rsc_unit_expect()");
+    }
+    if (c->gro) {
+        check_gro_identity(f0, hdr, out, frame_len, done, nsegs);
+    }
 
     c->merged += n - 1;
     for (i = 0; i < nsegs; i++) {
@@ -971,17 +1099,21 @@ static void fake_end(void *opaque, void *unit, const NetRscVnetHdr *hdr,
 }
 
 static ssize_t fake_deliver(void *opaque, unsigned queue, const uint8_t *buf,
-                            size_t size, const NetRscVnetHdr *hdr)
+                            size_t size, const NetRscVnetHdr *hdr,
+                            const NetRscRxInfo *info)
 {
     Ctx *c = opaque;
     Entry *e = c->inflight;
     const Frame *f;
 
     check_inflight(c, buf, size, "deliver");
+    check_info(c, info, "deliver");
     f = &e->f;
     CHECK(queue == e->queue, "deliver on queue %u, frame on %u", queue,
           e->queue);
-    if (f->cls == CLS_CONN && f->gso_type != VIRTIO_NET_HDR_GSO_NONE &&
+    /* RSC_EXT: a large packet from the backend gets its segment count */
+    if (!c->gro && f->cls == CLS_CONN &&
+        f->gso_type != VIRTIO_NET_HDR_GSO_NONE &&
         (f->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) ==
         (f->v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4)) {
         unsigned segs = f->gso_size ?
@@ -1078,7 +1210,8 @@ static bool receive(Ctx *c, unsigned queue, uint8_t *buf, size_t size,
 
     c->inflight = e;
     ret = virtio_net_rsc_receive(c->chain, queue, buf, size, c->vhl,
-                                 c->rsc4, c->rsc6);
+                                 e->info.hash_report || e->info.hash_value ?
+                                 &e->info : NULL);
     c->inflight = NULL;
     if (ret == 0) {
         CHECK(!e->consumed, "refused frame reached the guest");
@@ -1344,6 +1477,8 @@ static void op_misc(Ctx *c, Reader *r)
         check_flushed(c);
         c->rsc4 = b & 1;
         c->rsc6 = b & 2;
+        virtio_net_rsc_configure(c->chain, c->gro ? NET_RSC_PROFILE_GRO :
+                                 NET_RSC_PROFILE_RSC_EXT, c->rsc4, c->rsc6);
     }
 }
 
@@ -1507,6 +1642,8 @@ static void setup(Ctx *c, Reader *r)
     memset(c->fifo_index, 0, sizeof(c->fifo_index));
     g_queue_init(&c->units);
     c->chain = chain_get(c);
+    virtio_net_rsc_configure(c->chain, c->gro ? NET_RSC_PROFILE_GRO :
+                             NET_RSC_PROFILE_RSC_EXT, c->rsc4, c->rsc6);
     virtio_net_rsc_stats_foreach(c->chain, stat_get, &w);
 }
 
