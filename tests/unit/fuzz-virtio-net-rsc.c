@@ -758,7 +758,11 @@ static NetRscBegin fake_begin(void *opaque, unsigned queue,
           e->queue);
     CHECK(mergeable(c, &e->f) && e->f.payload_len > 0 &&
           !(c->gro && (e->f.flags & TCP_FLAG_PSH)),
-          "unit begun with a frame that is not a mergeable data segment");
+          "unit begun with a frame that is not a mergeable data segment "
+          "(class %d, flags 0x%x, %u bytes of payload, IP header %s, TCP "
+          "options %s, checksum %s)", e->f.cls, e->f.flags,
+          e->f.payload_len, e->f.iph_ok ? "ok" : "bad",
+          e->f.opts_ok ? "ok" : "bad", e->f.csum_ok ? "ok" : "bad");
     CHECK(c->live[queue] < c->max_flows,
           "a unit begun with %u held on queue %u (max_flows %u)",
           c->live[queue], queue, c->max_flows);
@@ -1666,6 +1670,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         CHECK(c->stats0[w.i - 1] == 0, "a counter of no engine is not 0");
     }
     virtio_net_rsc_delete(NULL);
+    /* engines are kept (chain_get()): one made and deleted here */
+    virtio_net_rsc_delete(virtio_net_rsc_new(&fake_ops, c, 2, 1, 0));
     return 0;
 }
 

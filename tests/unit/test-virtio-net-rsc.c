@@ -874,6 +874,36 @@ static void test_truncation(void)
     }
 }
 
+/*
+ * GRO rules: a segment with PSH ends a unit and never starts one, also
+ * when the guest's buffers have no room for it in the unit (found by the
+ * fuzz target: the segment started a unit, and the next one merged after
+ * it, so that GSO would move its PSH).
+ */
+static void test_gro_push_no_room(void)
+{
+    Env *e = env_new(8, 0);
+
+    virtio_net_rsc_configure(e->chain, NET_RSC_PROFILE_GRO, true, true);
+    e->fake.cap = 54 + 2000;
+    g_assert_cmpint(rx(e, &(Seg){ .seq = 100, .ack = 5, .len = 1000,
+                                  .df = true }), >, 0);
+    g_assert_cmpint(rx(e, &(Seg){ .seq = 1100, .ack = 5, .len = 1000,
+                                  .df = true }), >, 0);
+    g_assert_cmpint(rx(e, &(Seg){ .seq = 2100, .ack = 5, .len = 1000,
+                                  .df = true,
+                                  .flags = TCP_FLAG_ACK | TCP_FLAG_PSH }),
+                    >, 0);
+    /* the unit of two went out, then the pushed segment alone */
+    g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 0);
+    g_assert_cmpuint(e->fake.nout, ==, 2);
+    g_assert_true(e->fake.out[0].coalesced);
+    g_assert_cmpuint(e->fake.out[0].len, ==, 54 + 2000);
+    g_assert_true(e->fake.out[1].alone);
+    check_pkt(&e->fake.out[1], false, 2100, 1000);
+    env_free(e);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -903,5 +933,7 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio-net-rsc/hostile/truncation", test_truncation);
     g_test_add_func("/virtio-net-rsc/checksum/lengths",
                     test_checksum_lengths);
+    g_test_add_func("/virtio-net-rsc/gro/push-no-room",
+                    test_gro_push_no_room);
     return g_test_run();
 }
