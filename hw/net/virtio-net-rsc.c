@@ -748,8 +748,8 @@ static void rsc_unlink(NetRscChain *c, RscQueue *q, RscFlow *f)
 /*
  * Whether the headers of @s equal those of the unit of @f where every rule
  * set wants them equal: MAC addresses, TOS and DF (IPv6: class and flow
- * label), header lengths, IPv6 extension headers and the TCP option bytes
- * but timestamp values.
+ * label), header lengths, IPv6 extension headers (their types included)
+ * and the TCP option bytes but timestamp values.
  * The connection key is equal already (rsc_lookup()).
  */
 static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
@@ -766,6 +766,7 @@ static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
     return !memcmp(s->l2, f->l234, 2 * ETH_ALEN) &&
            s->ipclass == f->ipclass &&
            s->iphl == f->iphl &&
+           (!s->v6 || s->l2[ETH_HLEN + 6] == f->l234[ETH_HLEN + 6]) &&
            !memcmp(s->l2 + ETH_HLEN + fixed, f->l234 + ETH_HLEN + fixed,
                    s->iphl - fixed) &&
            ETH_HLEN + s->iphl + s->tcphl == f->l234_len &&

@@ -894,8 +894,16 @@ static void check_gro_identity(const Frame *f0, const NetRscVnetHdr *hdr,
                    !memcmp(piece + ETH_HLEN + 12, f->l2 + ETH_HLEN + 12,
                            len - ETH_HLEN - 12);
         }
-        CHECK(same, "GRO: piece %u of a coalesced packet (seq %u) is not "
-              "the segment that came in", i, f->seq);
+        if (!same) {
+            size_t k = 0;
+
+            while (k < len && piece[k] == f->l2[k]) {
+                k++;
+            }
+            fail("GRO: piece %u of a coalesced packet (seq %u) is not the "
+                 "segment that came in: byte %zu (headers %u) is 0x%02x, "
+                 "was 0x%02x", i, f->seq, k, hl, piece[k], f->l2[k]);
+        }
     }
 }
 
