@@ -1358,7 +1358,7 @@ static size_t build_seg(Ctx *c, const SegParams *p, unsigned *queue)
      * IPv6 extension headers: the builder's hop-by-hop header rewritten
      * into another one; the TCP checksum does not cover it.
      */
-    switch (ext) {
+    switch (v6 ? ext : 0) {
     case 1:     /* fragment, more to come */
     case 2:     /* atomic fragment: offset 0, no more */
         ip[6] = 44;
