@@ -32,6 +32,7 @@ fuzz_build() {
         [ -f "$f" ] || die "$f is missing; run 'make' to assemble the tree"
     done
     for f in "${sources[@]}" "$src/include/hw/virtio/virtio-net-rsc.h" \
+             "$src/tests/unit/fuzz-virtio-net-rsc.h" \
              "$src/tests/include/virtio-net-rsc-frames.h" \
              "$bdir/libqemuutil.a" "${BASH_SOURCE[0]}"; do
         [ -f "$f" ] || continue
@@ -56,9 +57,9 @@ fuzz_build() {
     case $mode in
     asan)
         cflags+=(-O1 -fno-sanitize-recover=undefined)
-        harness=(-fsanitize=address,undefined)
-        engine=(-fsanitize=fuzzer-no-link,address,undefined)
-        link=(-fsanitize=fuzzer,address,undefined)
+        harness=("-fsanitize=address,undefined")
+        engine=("-fsanitize=fuzzer-no-link,address,undefined")
+        link=("-fsanitize=fuzzer,address,undefined")
         ;;
     coverage)
         cflags+=(-O0)

@@ -28,10 +28,9 @@ seconds=${FUZZ_SECONDS:-120}
 case $seconds in
     ''|*[!0-9]*) die "FUZZ_SECONDS must be a number of seconds, not '$seconds'" ;;
 esac
-targets=(${FUZZ_DEVICE_TARGETS:-virtio-net-rsc-socket
-         virtio-net-rsc-socket-check-used
-         generic-fuzz-virtio-net-pci-rsc-socket
-         generic-fuzz-virtio-net-pci-rsc-slirp})
+read -r -a targets <<< "${FUZZ_DEVICE_TARGETS:-virtio-net-rsc-socket \
+    virtio-net-rsc-socket-check-used generic-fuzz-virtio-net-pci-rsc-socket \
+    generic-fuzz-virtio-net-pci-rsc-slirp}"
 bdir=build-fuzz
 bin=$TREE/$bdir/qemu-fuzz-x86_64
 out=$repo/build/fuzz-device

@@ -69,6 +69,7 @@
 #include "standard-headers/linux/virtio_net.h"
 #include "hw/virtio/virtio-net-rsc.h"
 #include "tests/include/virtio-net-rsc-frames.h"
+#include "fuzz-virtio-net-rsc.h"
 
 #define VHDR_LEN 12             /* backend vnet header, when there is one */
 #define NCONNS 16               /* generated connections */
@@ -1683,7 +1684,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* The entry point libFuzzer calls; declared by libFuzzer itself. */
+/* The entry point libFuzzer calls for each input. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Reader r = { data, size };
@@ -1726,14 +1727,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #define SEG_BYTES 13            /* SegParams as read_seg() reads them */
 #define MAX_OPS 1024
 #define MUT_MAX (1 << 17)
-
-size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
-size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
-                               unsigned int seed);
-size_t LLVMFuzzerCustomCrossOver(const uint8_t *data1, size_t size1,
-                                 const uint8_t *data2, size_t size2,
-                                 uint8_t *out, size_t max_out_size,
-                                 unsigned int seed);
 
 /* Where an operation lies in the input. */
 typedef struct Op {
