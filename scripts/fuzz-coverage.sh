@@ -28,7 +28,7 @@ out=$repo/build/fuzz-coverage
 bin=$out/fuzz-virtio-net-rsc
 seeds=$repo/fuzz/corpus/virtio-net-rsc
 found=$repo/build/fuzz/corpus
-engine=$TREE/hw/net/virtio-net-rsc.c
+engine_src=$TREE/hw/net/virtio-net-rsc.c
 
 for t in llvm-profdata llvm-cov; do
     command -v $t > /dev/null ||
@@ -57,7 +57,7 @@ replay() {
 # summary NAME: "LINES BRANCHES" percent of the engine, from llvm-cov.
 summary() {
     llvm-cov export -summary-only -instr-profile="$out/$1.profdata" "$bin" \
-        "$engine" |
+        "$engine_src" |
         python3 -c '
 import json, sys
 t = json.load(sys.stdin)["data"][0]["totals"]
@@ -68,7 +68,7 @@ print("%.1f %.1f %d %d %d %d" % (t["lines"]["percent"],
 
 # unreached NAME: the engine's lines that no input executed.
 unreached() {
-    llvm-cov show -instr-profile="$out/$1.profdata" "$bin" "$engine" \
+    llvm-cov show -instr-profile="$out/$1.profdata" "$bin" "$engine_src" \
         -show-line-counts -use-color=false |
         awk -F'|' '$2 ~ /^ *0$/ { l = $0; sub(/^[^|]*\|[^|]*\|/, "", l);
                    printf "  %5d: %s\n", $1, l }'
@@ -89,14 +89,14 @@ else
 fi
 read -r a_lines a_branches a_lc a_ln a_bc a_bn <<< "$(summary all)"
 
-llvm-cov report -instr-profile="$out/all.profdata" "$bin" "$engine" \
+llvm-cov report -instr-profile="$out/all.profdata" "$bin" "$engine_src" \
     -show-branch-summary -use-color=false | sed 's,^,  ,'
 echo "fuzz-coverage: lines of hw/net/virtio-net-rsc.c never reached:"
 unreached all | tee "$out/unreached.txt"
 [ -s "$out/unreached.txt" ] || echo "  (none)"
 echo "fuzz-coverage: committed corpus: lines $c_lines% ($c_lc/$c_ln), branches $c_branches% ($c_bc/$c_bn)"
 echo "fuzz-coverage: with build/fuzz/corpus: lines $a_lines% ($a_lc/$a_ln), branches $a_branches% ($a_bc/$a_bn)"
-echo "fuzz-coverage: html: llvm-cov show -format=html -instr-profile=${out#"$repo"/}/all.profdata ${bin#"$repo"/} $engine > cov.html"
+echo "fuzz-coverage: html: llvm-cov show -format=html -instr-profile=${out#"$repo"/}/all.profdata ${bin#"$repo"/} $engine_src > cov.html"
 if python3 -c "import sys; sys.exit(not ($c_lines < $min_lines or $c_branches < $min_branches))"; then
     die "the committed corpus reaches less than $min_lines% of lines or $min_branches% of branches; grow it (make fuzz, then merge build/fuzz/corpus into fuzz/corpus with -merge=1)"
 fi
