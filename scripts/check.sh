@@ -26,6 +26,7 @@ suites() {
     glib unit-rsc       tests/unit/test-virtio-net-rsc
     glib qtest-rsc      tests/qtest/virtio-net-rsc-test
     qos  qos-virtio-net '^/x86_64/pc/.*/virtio-net[^/]*/'
+    cmd  guest          scripts/guest.sh check
     cmd  lint           scripts/lint.sh
     cmd  docs           scripts/docs.sh
     cmd  fuzz           scripts/fuzz.sh
