@@ -102,6 +102,8 @@ def main():
     md.append("")
     md.append("## Targets (%s, tap)" % "/".join(accel))
     md.append("")
+    if "tap-on" not in s:
+        md.append("- not measured: rsc_gro is not in this build")
     if all(k in s for k in ("tap-off", "tap-on", "tap-hostgro")):
         on, off, anc = (s[k]["cpu"][0] for k in
                         ("tap-on", "tap-off", "tap-hostgro"))
