@@ -588,7 +588,7 @@ def bench(args, g, nics, raw):
                 r = stream(g, name, data, digest)
                 if not r["sha_ok"] or r["bytes"] != size:
                     raise Failure("%s: data corrupted: %s" % (name, r))
-                r.update(run=run, accel=g.accel)
+                r.update(run=run, accel=g.accel, load=os.getloadavg()[0])
                 f.write(json.dumps(r) + "\n")
                 f.flush()
                 log("run %d %s: %s" % (run, name, describe(r)))

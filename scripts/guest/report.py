@@ -78,7 +78,10 @@ def main():
           % (commit, time.strftime("%Y-%m-%d")),
           "Guest: Debian `%s`, busybox initramfs, 1 vCPU, 512 MiB, "
           "accelerator **%s**." % (kernel, "/".join(accel)),
-          "Machine: %s." % machine(),
+          "Machine: %s; load average (1 min) during the streams: median "
+          "%.1f, %.1f-%.1f (other work on the machine makes the times "
+          "noisy)." % ((machine(),) + summary([r.get("load", 0)
+                                                  for r in rows])),
           "One guest, one NIC per configuration; %s runs of one %s MiB TCP "
           "stream from the host to each NIC, interleaved (the order rotates "
           "each run). Median (min-max) over the runs." % (runs, mib),
