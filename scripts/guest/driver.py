@@ -101,7 +101,8 @@ def host_offloads_off(ifname):
         ethtool_value(ifname, cmd, 0)
     state = host_offloads(ifname)
     if any(state.values()):
-        raise Failure("could not turn offloads off on %s: %s" % (ifname, state))
+        raise Failure("could not turn offloads off on %s: %s"
+                      % (ifname, state))
 
 
 def tap_tx_packets(ifname):
@@ -402,6 +403,20 @@ def ratio(segs, rx):
     return segs / rx if rx else float("inf")
 
 
+def phases(r):
+    """(packets, segments) with rx-gro-hw on, and with it off, in a stream
+    that turned it off at at_off bytes and on again at at_on (if set)."""
+    mss = r["rcv_mss"]
+    end_off = r["at_on"] or r["bytes"]
+    rx_end_off = r["rx_on"] if r["at_on"] else r["rx_end"]
+    p_on, s_on = r["rx_off"] - r["rx0"], r["at_off"] / mss
+    if r["at_on"]:
+        p_on += r["rx_end"] - r["rx_on"]
+        s_on += (r["bytes"] - r["at_on"]) / mss
+    p_off, s_off = rx_end_off - r["rx_off"], (end_off - r["at_off"]) / mss
+    return (p_on, s_on), (p_off, s_off)
+
+
 def judge(r, want):
     """Problems with stream result r, given what the case expects."""
     bad = []
@@ -430,16 +445,7 @@ def judge(r, want):
             bad.append("%d packets for %d segments: coalesced although off"
                        % (rx, segs))
     elif want == "flip":
-        # rx-gro-hw on, off from at_off, on again from at_on (if set).
-        end_off = r["at_on"] or r["bytes"]
-        rx_end_off = r["rx_on"] if r["at_on"] else r["rx_end"]
-        p_on = r["rx_off"] - r["rx0"]
-        s_on = r["at_off"] / mss
-        if r["at_on"]:
-            p_on += r["rx_end"] - r["rx_on"]
-            s_on += (r["bytes"] - r["at_on"]) / mss
-        p_off = rx_end_off - r["rx_off"]
-        s_off = (end_off - r["at_off"]) / mss
+        (p_on, s_on), (p_off, s_off) = phases(r)
         if ratio(s_on, p_on) < PHASE_ON_MIN:
             bad.append("rx-gro-hw on: %d packets for %d segments, want"
                        " >= %g segments a packet"
@@ -465,13 +471,13 @@ def describe(r):
          % (r["bytes"] // MIB, " IPv6" if r["v6"] else "", r["secs"],
             "match" if r["sha_ok"] else "MISMATCH", r["rx"], segs, src,
             ratio(segs, r["rx"]), r["cpu"]))
-    if r["at_off"] and r["at_on"]:
-        s += (", rx-gro-hw on/off/on: rx_packets %d/%d/%d"
-              % (r["rx_off"] - r["rx0"], r["rx_on"] - r["rx_off"],
-                 r["rx_end"] - r["rx_on"]))
-    elif r["at_off"]:
-        s += (", rx-gro-hw on/off: rx_packets %d/%d"
-              % (r["rx_off"] - r["rx0"], r["rx_end"] - r["rx_off"]))
+    if r["at_off"]:
+        (p_on, s_on), (p_off, s_off) = phases(r)
+        s += (", rx-gro-hw %s: %d packets for %d segments (%.1f),"
+              " off: %d for %d (%.2f)"
+              % ("on (first third and last)" if r["at_on"] else
+                 "on (first half)", p_on, s_on, ratio(s_on, p_on),
+                 p_off, s_off, ratio(s_off, p_off)))
     return s
 
 
@@ -482,7 +488,8 @@ def grohw(g, name):
 
 def features(g, name):
     bits = g.cmd("features %s" % NICS[name]["mac"])[-1].split()[1]
-    return {"GUEST_CSUM": bits[1] == "1", "CTRL_GUEST_OFFLOADS": bits[2] == "1",
+    return {"GUEST_CSUM": bits[1] == "1",
+            "CTRL_GUEST_OFFLOADS": bits[2] == "1",
             "GUEST_TSO4": bits[7] == "1", "GUEST_TSO6": bits[8] == "1",
             "RSC_EXT": len(bits) > 61 and bits[61] == "1"}
 

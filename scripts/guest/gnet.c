@@ -12,9 +12,11 @@
  *                                 bytes turn rx-gro-hw off on IFACE, after
  *                                 ON_AT bytes on again (0: never).  At EOF
  *                                 close and print one "result" line: bytes,
- *                                 IFACE's rx_packets at accept, at each flip
- *                                 and at EOF, the byte counts at the flips,
- *                                 the receive MSS and the rx-gro-hw state.
+ *                                 IFACE's rx_packets at accept, right after
+ *                                 each flip and at EOF, the bytes TCP had
+ *                                 received right after each flip (read or
+ *                                 still queued), the receive MSS and the
+ *                                 rx-gro-hw state.
  *
  * Exit status 0 on success, 1 with a message on stderr otherwise.
  */
@@ -23,9 +25,9 @@
 #include <fcntl.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
+#include <linux/tcp.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +162,18 @@ static unsigned long long rx_packets(const char *ifname)
     return v;
 }
 
+static struct tcp_info tcp_info(int fd)
+{
+    struct tcp_info ti;
+    socklen_t sl = sizeof(ti);
+
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &sl) < 0) {
+        fail("TCP_INFO");
+    }
+    return ti;
+}
+
 static int cmd_grohw(int argc, char **argv)
 {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -270,29 +284,30 @@ static int cmd_recv(char **argv)
         }
         write_all(ofd, buf, r);
         total += r;
+        /*
+         * Counters sampled once the device has taken the new offloads
+         * (the control command completes synchronously): every packet
+         * counted after the sample was built under the new setting.
+         */
         if (off_at && !at_off && total >= off_at) {
-            at_off = total;
-            rx_off = rx_packets(ifname);
             if (grohw_set(ectl, ifname, 0)) {
                 fprintf(stderr, "gnet: rx-gro-hw stayed on\n");
                 return 1;
             }
+            rx_off = rx_packets(ifname);
+            at_off = tcp_info(cfd).tcpi_bytes_received;
         }
         if (on_at && !at_on && total >= on_at) {
-            at_on = total;
-            rx_on = rx_packets(ifname);
             if (!grohw_set(ectl, ifname, 1)) {
                 fprintf(stderr, "gnet: rx-gro-hw stayed off\n");
                 return 1;
             }
+            rx_on = rx_packets(ifname);
+            at_on = tcp_info(cfd).tcpi_bytes_received;
         }
     }
     rx_end = rx_packets(ifname);
-    sl = sizeof(ti);
-    memset(&ti, 0, sizeof(ti));
-    if (getsockopt(cfd, IPPROTO_TCP, TCP_INFO, &ti, &sl) < 0) {
-        fail("TCP_INFO");
-    }
+    ti = tcp_info(cfd);
     close(cfd);
     if (close(ofd) < 0) {
         fail(out);
