@@ -11,13 +11,13 @@
 #   guest.sh check   the test ('make check' suite "guest"); exit 1 on failure
 #   guest.sh check|bench ARGS...   ARGS go to driver.py (--exec CMD...)
 #   guest.sh bench   make bench-guest: off against on, GUEST_RUNS runs
-#                    (default 5), bench/GUEST-RESULTS.md and its plot
+#                    (default 7), bench/GUEST-RESULTS.md and its plot
 #
 # Downloads (apt-get download, cached in $RSC_CACHE/guest): the newest
 # linux-image-6.1.0-*-amd64-unsigned, busybox-static, qemu-system-data.
 # Needs root for the namespace; without it the tap cases are skipped.
-# Environment: GUEST_MIB (stream size, default 32), GUEST_RUNS,
-# GUEST_TIMEOUT (seconds for the whole run, default 600).
+# Environment: GUEST_MIB (stream size, default 32, bench 64), GUEST_RUNS,
+# GUEST_TIMEOUT (seconds for the whole run, default 600, bench 1800).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 me=guest
@@ -29,9 +29,14 @@ case $mode in
 check | bench) ;;
 *) die "usage: guest.sh check|bench" ;;
 esac
-mib=${GUEST_MIB:-32}
-runs=${GUEST_RUNS:-5}
-limit=${GUEST_TIMEOUT:-600}
+if [ "$mode" = bench ]; then
+    mib=${GUEST_MIB:-64}
+    limit=${GUEST_TIMEOUT:-1800}
+else
+    mib=${GUEST_MIB:-32}
+fi
+runs=${GUEST_RUNS:-7}
+limit=${limit:-${GUEST_TIMEOUT:-600}}
 for v in "$mib" "$runs" "$limit"; do
     case $v in '' | *[!0-9]* | 0) die "GUEST_MIB, GUEST_RUNS and GUEST_TIMEOUT must be positive numbers" ;; esac
 done
