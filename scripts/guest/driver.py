@@ -48,6 +48,8 @@ NICS = {
     "tap-on": dict(backend="tap", gro=True, hostoff=True, n=2),
     "tap-hostgro": dict(backend="tap", gro=False, hostoff=False, n=3),
     "tap-on-hostgro": dict(backend="tap", gro=True, hostoff=False, n=4),
+    "tap-on0": dict(backend="tap", gro=True, hostoff=True, n=7,
+                    extra=",rsc_interval=0"),
     "user-off": dict(backend="user", gro=False, n=5),
     "user-on": dict(backend="user", gro=True, n=6),
 }
@@ -196,8 +198,9 @@ class Guest:
                          % (nid, nic["n"], nic["hostfwd"], nic["guest4"],
                             GUEST_PORT)]
             argv += ["-device", "virtio-net-pci,id=dev-%s,netdev=%s,mac=%s,"
-                     "romfile=,rsc_gro=%s"
-                     % (name, nid, nic["mac"], "on" if nic["gro"] else "off")]
+                     "romfile=,rsc_gro=%s%s"
+                     % (name, nid, nic["mac"], "on" if nic["gro"] else "off",
+                        nic.get("extra", ""))]
         if not a.rsc_gro_prop:
             argv = [x.replace(",rsc_gro=off", "") for x in argv]
         return argv, ctl, qmp
@@ -586,7 +589,7 @@ def bench(args, g, nics, raw):
     size = args.mib * MIB
     data = os.urandom(size)
     digest = hashlib.sha256(data).hexdigest()
-    order = [n for n in ("tap-off", "tap-on", "tap-hostgro",
+    order = [n for n in ("tap-off", "tap-on", "tap-on0", "tap-hostgro",
                          "user-off", "user-on") if n in nics]
     with open(raw, "w") as f:
         for run in range(args.runs):
@@ -653,7 +656,7 @@ def main():
     tap = Tap()
     defined = sources_define_rsc_gro(args.repo)
     for name, nic in NICS.items():
-        if args.mode == "bench" and name == "tap-on-hostgro":
+        if name == ("tap-on-hostgro" if args.mode == "bench" else "tap-on0"):
             continue
         if nic["backend"] == "tap" and args.no_tap:
             args.skip_reason[name] = ("skip", args.no_tap)
