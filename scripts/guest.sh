@@ -71,6 +71,12 @@ cleanup() {
 }
 run=$(mktemp -d "$work/run.XXXXXX")
 trap cleanup EXIT
+if [ "$(id -u)" = 0 ]; then
+    # Namespaces of earlier runs that were killed before their cleanup.
+    for old in $(ip netns list 2>/dev/null | awk '/^vnrsc-guest-[0-9]+( |$)/ { print $1 }'); do
+        kill -0 "${old#vnrsc-guest-}" 2>/dev/null || ip netns del "$old" 2>/dev/null || true
+    done
+fi
 if [ "$(id -u)" != 0 ]; then
     notap=(--no-tap "not root: no network namespace for the taps")
 elif [ ! -c /dev/net/tun ]; then
