@@ -34,7 +34,7 @@ GUEST_PORT = 5001
 # Coalescing a case must show (segments per guest packet), see check().
 TAP_ON_MIN = 20.0      # rsc_gro=on, tap, host offloads off (issue 13; 35-43)
 USER_ON_MIN = 10.0     # rsc_gro=on, -netdev user (measured 25-28)
-PHASE_ON_MIN = 10.0    # a third of a stream with rx-gro-hw on
+PHASE_ON_MIN = 10.0    # the parts of a flip stream with rx-gro-hw on
 OFF_MAX = 1.1          # nothing coalesced: rsc_gro=off, or rx-gro-hw off
 # Kernel messages that fail a run wherever they appear on the console.
 BAD_CONSOLE = re.compile(r"bad gso|WARNING|csum|checksum|Call Trace|BUG|"
