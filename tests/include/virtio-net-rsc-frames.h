@@ -468,6 +468,7 @@ static inline size_t rsc_unit_expect(const uint8_t *const *seg,
     size_t hl;
     unsigned i;
 
+    memset(vhdr, 0, RSC_SEG_VHDR_LEN);
     if (!n || !rsc_seg_parse(seg[0], len[0], &first)) {
         return 0;
     }
@@ -510,7 +511,6 @@ static inline size_t rsc_unit_expect(const uint8_t *const *seg,
                                                       first.v6,
                                                       hl - first.l4 + total)));
 
-    memset(vhdr, 0, RSC_SEG_VHDR_LEN);
     vhdr[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_RSC_INFO;
     vhdr[1] = first.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
     vhdr[2] = hl;
