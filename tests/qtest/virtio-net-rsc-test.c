@@ -294,23 +294,6 @@ static void test_exception_syn(RscTest *t, const void *arg)
 
 /* --- pure-ack ---------------------------------------------------------- */
 
-/*
- * A pure ACK with the same ACK number and a new window is absorbed as a
- * window update: no packet of its own, the unit takes the new window.
- */
-static void test_pure_ack_window_update(RscTest *t, const void *arg)
-{
-    Conn *c = conn_new(t, false);
-    Frame *f[4];
-
-    segs(t, c, f, 3, MSS);
-    c->win = 4000;
-    f[3] = seg(t, c, 0);
-    expect_unit(t, f, 4);
-    send_hold_expire(t, f, 4);
-    assert_stat(t, "window-updates", ==, 1);
-}
-
 /* A pure ACK with no unit held is delivered at once, untouched. */
 static void test_pure_ack_no_unit(RscTest *t, const void *arg)
 {
@@ -2889,6 +2872,18 @@ static void step_traffic_class(Conn *c, unsigned i)
     c->tos = i < 2 ? 0 : 0x20;
 }
 
+/*
+ * pure-ack: a pure ACK with the same ACK number and a new window is
+ * absorbed as a window update: no packet of its own, the unit takes the
+ * new window.
+ */
+static void step_window_update(Conn *c, unsigned i)
+{
+    if (i == 3) {
+        c->win = 4000;
+    }
+}
+
 /* exception: a change of the IPv6 flow label */
 static void step_flow_label(Conn *c, unsigned i)
 {
@@ -3082,7 +3077,10 @@ static const RscTestCase rsc_tests[] = {
     { "exception/ip-header-checksum", run_conn_case, 0,
       CONN(SHAPE_FLUSH, .n = 5, .split = 2, .alone = 1,
            .step = step_bad_ip_csum, .stats = CSUM_STATS) },
-    { "pure-ack/window-update", test_pure_ack_window_update, MRG | TAP },
+    { "pure-ack/window-update", run_conn_case, MRG | TAP,
+      CONN(SHAPE_ONE_UNIT, .plens = PLENS(MSS, MSS, MSS, 0),
+           .step = step_window_update,
+           .stats = { { "window-updates", 1 } }) },
     { "pure-ack/duplicate", run_conn_case, 0,
       CONN(SHAPE_FLUSH, .v6 = true, .split = 3, .alone = 1,
            .plens = PLENS(MSS, MSS, MSS, 0),

@@ -244,13 +244,19 @@ static size_t build(Env *e, const Seg *s, uint8_t *buf)
     return e->fake.vhl + rsc_seg_build(&r, buf + e->fake.vhl);
 }
 
+/* Offer the @len-byte frame @buf (after its vnet header) on @queue. */
+static ssize_t rx_frame(Env *e, unsigned queue, const uint8_t *buf,
+                        size_t len)
+{
+    return virtio_net_rsc_receive(e->chain, queue, buf, len, e->fake.vhl,
+                                  NULL);
+}
+
 static ssize_t rx_queue(Env *e, unsigned queue, const Seg *s)
 {
     uint8_t buf[70000];
-    size_t len = build(e, s, buf);
 
-    return virtio_net_rsc_receive(e->chain, queue, buf, len, e->fake.vhl,
-                                  NULL);
+    return rx_frame(e, queue, buf, build(e, s, buf));
 }
 
 static ssize_t rx(Env *e, const Seg *s)
@@ -788,7 +794,7 @@ static void test_backend_gso_in_run(void)
     buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
     stw_le_p(buf + 2, 54);
     stw_le_p(buf + 4, 100);
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
+    rx_frame(e, 0, buf, len);
     g_assert_cmpuint(e->fake.nout, ==, 2);
     g_assert_true(e->fake.out[0].coalesced);
     g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 3);
@@ -810,17 +816,17 @@ static void test_backend_flags_and_gso(void)
     /* DATA_VALID: a wrong checksum field is not looked at */
     len = build(e, &(Seg){ .seq = 0, .len = 100, .bad_csum = true }, buf);
     buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
+    rx_frame(e, 0, buf, len);
     len = build(e, &(Seg){ .seq = 100, .len = 100, .bad_csum = true }, buf);
     buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
+    rx_frame(e, 0, buf, len);
     /* a GSO packet from the backend: flushes, passes with RSC_INFO */
     len = build(e, &(Seg){ .seq = 200, .len = 3000 }, buf);
     buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
     stw_le_p(buf + 2, 54);
     stw_le_p(buf + 4, 1000);
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
+    rx_frame(e, 0, buf, len);
     g_assert_cmpuint(e->fake.nout, ==, 2);
     g_assert_true(e->fake.out[0].coalesced);
     g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 2);
@@ -873,8 +879,7 @@ static void test_truncation(void)
             unsigned before = e->fake.nout;
 
             memcpy(copy, buf, cut);
-            g_assert_cmpint(virtio_net_rsc_receive(e->chain, 0, copy, cut, 0,
-                                                   NULL), ==, cut);
+            g_assert_cmpint(rx_frame(e, 0, copy, cut), ==, cut);
             g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 0);
             g_assert_cmpuint(e->fake.nout, ==, before + 1);
             g_assert_cmpmem(e->fake.out[before].frame,
