@@ -777,24 +777,35 @@ static void test_multiqueue(void)
  * longer than the MSS, is never merged: the unit goes first, then the
  * packet with its segment count.
  */
+/*
+ * Offer @s (IPv4, no TCP options) as a GSO packet of the backend, with
+ * NEEDS_CSUM and @gso_size, after a vnet header.
+ */
+static ssize_t rx_gso(Env *e, const Seg *s, uint16_t gso_size)
+{
+    uint8_t buf[70000];
+    size_t len;
+
+    g_assert(e->fake.vhl >= 10 && !s->v6 && !s->ts);
+    len = build(e, s, buf);
+    buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+    stw_le_p(buf + 2, 54);
+    stw_le_p(buf + 4, gso_size);
+    return rx_frame(e, 0, buf, len);
+}
+
 static void test_backend_gso_in_run(void)
 {
     Env *e = env_new(8, 0);
-    uint8_t buf[70000];
     uint32_t seq;
-    size_t len;
 
     e->fake.vhl = VHDR_LEN;
     for (seq = 0; seq < 300; seq += 100) {
         rx(e, &(Seg){ .seq = seq, .len = 100,
                       .vflags = VIRTIO_NET_HDR_F_DATA_VALID });
     }
-    len = build(e, &(Seg){ .seq = 300, .len = 100 }, buf);
-    buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-    buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
-    stw_le_p(buf + 2, 54);
-    stw_le_p(buf + 4, 100);
-    rx_frame(e, 0, buf, len);
+    rx_gso(e, &(Seg){ .seq = 300, .len = 100 }, 100);
     g_assert_cmpuint(e->fake.nout, ==, 2);
     g_assert_true(e->fake.out[0].coalesced);
     g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 3);
@@ -809,24 +820,15 @@ static void test_backend_gso_in_run(void)
 static void test_backend_flags_and_gso(void)
 {
     Env *e = env_new(8, 0);
-    uint8_t buf[70000];
-    size_t len;
 
     e->fake.vhl = VHDR_LEN;
     /* DATA_VALID: a wrong checksum field is not looked at */
-    len = build(e, &(Seg){ .seq = 0, .len = 100, .bad_csum = true }, buf);
-    buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
-    rx_frame(e, 0, buf, len);
-    len = build(e, &(Seg){ .seq = 100, .len = 100, .bad_csum = true }, buf);
-    buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
-    rx_frame(e, 0, buf, len);
+    rx(e, &(Seg){ .seq = 0, .len = 100, .bad_csum = true,
+                  .vflags = VIRTIO_NET_HDR_F_DATA_VALID });
+    rx(e, &(Seg){ .seq = 100, .len = 100, .bad_csum = true,
+                  .vflags = VIRTIO_NET_HDR_F_DATA_VALID });
     /* a GSO packet from the backend: flushes, passes with RSC_INFO */
-    len = build(e, &(Seg){ .seq = 200, .len = 3000 }, buf);
-    buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-    buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
-    stw_le_p(buf + 2, 54);
-    stw_le_p(buf + 4, 1000);
-    rx_frame(e, 0, buf, len);
+    rx_gso(e, &(Seg){ .seq = 200, .len = 3000 }, 1000);
     g_assert_cmpuint(e->fake.nout, ==, 2);
     g_assert_true(e->fake.out[0].coalesced);
     g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 2);
