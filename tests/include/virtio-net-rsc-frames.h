@@ -445,9 +445,10 @@ static inline long rsc_payload_mismatch(const uint8_t *p, uint32_t len,
 }
 
 /*
- * The packet the device must deliver for a unit of the @n segments
- * @seg[i] (@len[i] bytes each, in order, all of one connection, whole
- * TCP/IP frames; pure ACKs among them are window updates it absorbed):
+ * The packet the device must deliver, under the RSC_EXT rule profile, for
+ * a unit of the @n segments @seg[i] (@len[i] bytes each, in order, all of
+ * one connection, whole TCP/IP frames; pure ACKs among them are window
+ * updates it absorbed):
  * the first segment's headers with the IP length of the whole, the
  * minimum TTL / hop limit, a fresh IPv4 header checksum, PSH of any
  * segment, ACK, window and timestamps of the last, and the pseudo-header
