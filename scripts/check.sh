@@ -25,6 +25,7 @@ me=check
 suites() {
     glib unit-rsc       tests/unit/test-virtio-net-rsc
     glib qtest-rsc      tests/qtest/virtio-net-rsc-test
+    cmd  demo           scripts/demo.sh
     qos  qos-virtio-net '^/x86_64/pc/.*/virtio-net[^/]*/'
     cmd  guest          scripts/guest.sh check
     cmd  lint           scripts/lint.sh
