@@ -25,7 +25,9 @@ me=check
 suites() {
     glib unit-rsc       tests/unit/test-virtio-net-rsc
     glib qtest-rsc      tests/qtest/virtio-net-rsc-test
+    cmd  demo           scripts/demo.sh
     qos  qos-virtio-net '^/x86_64/pc/.*/virtio-net[^/]*/'
+    cmd  guest          scripts/guest.sh check
     cmd  lint           scripts/lint.sh
     cmd  docs           scripts/docs.sh
     cmd  fuzz           scripts/fuzz.sh
