@@ -532,6 +532,28 @@ static void netns_setup(void)
  * up without multicast, and bind an AF_PACKET socket to it.  Returns
  * false with *@err set (the kernel's reason) when it cannot.
  */
+static bool mq_tap_open(MqTest *t, unsigned n, char **err);
+
+/*
+ * Attach @n more queues to the test's tap, in @fds: the backend of a
+ * migration destination.  Fails the test if the kernel refuses.
+ */
+static void mq_tap_attach(MqTest *t, unsigned n, int *fds)
+{
+    struct ifreq ifr = { 0 };
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        fds[i] = open("/dev/net/tun", O_RDWR);
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+        pstrcpy(ifr.ifr_name, IFNAMSIZ, t->ifname);
+        if (fds[i] < 0 || ioctl(fds[i], TUNSETIFF, &ifr) < 0) {
+            mq_fail("attaching queue %u to %s: %s", i, t->ifname,
+                    strerror(errno));
+        }
+    }
+}
+
 static bool mq_tap_open(MqTest *t, unsigned n, char **err)
 {
     struct ifreq ifr = { 0 };
@@ -1847,6 +1869,97 @@ static void test_lifecycle_offloads(const void *data)
 }
 
 /*
+ * Live migration with units held on every queue: the source delivers them
+ * when the VM stops, before the last RAM pass, so the guest finds them in
+ * its rings on the destination, whole and in order.  RSS, hash reports
+ * and RSC go on at the destination, whose backend is a new socketpair or
+ * new queues of the same tap.
+ */
+static void test_lifecycle_migration(const void *data)
+{
+    enum { NCONN = 16 };
+    MqOpts o = case_opts(data, MQ_INTERVAL);
+    MqTest *t = mq_start(&o);
+    g_autoptr(GString) args = g_string_new(NULL);
+    g_autofree char *dir = g_dir_make_tmp("virtio-net-rsc-mq-XXXXXX", NULL);
+    g_autofree char *path = g_strdup_printf("%s/migration", dir);
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    int fds[MQ_MAX_PAIRS], sv[2] = { -1, -1 };
+    Conn *c[NCONN];
+    QTestState *dst;
+    unsigned i;
+
+    conns_spread(t, c, NCONN);
+    hold_units(t, c, NCONN, 3);
+
+    if (o.tap) {
+        mq_tap_attach(t, o.pairs, fds);
+        g_string_append(args, "-netdev tap,id=n0,vhost=off,fds=");
+        for (i = 0; i < o.pairs; i++) {
+            g_string_append_printf(args, "%s%d", i ? ":" : "", fds[i]);
+        }
+        g_string_append_c(args, ' ');
+    } else {
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+        g_string_append_printf(args, "-netdev socket,fd=%d,id=n0 ", sv[1]);
+    }
+    mq_machine_args(args, &o);
+    g_string_append(args, " -incoming defer");
+    dst = qtest_init(args->str);
+    if (o.tap) {
+        for (i = 0; i < o.pairs; i++) {
+            close(fds[i]);
+        }
+    } else {
+        close(sv[1]);
+    }
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
+                             " 'arguments': { 'uri': %s } }", uri);
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate-set-capabilities',"
+                             " 'arguments': { 'capabilities': [ {"
+                             " 'capability': 'events', 'state': true } ] } }");
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate',"
+                             " 'arguments': { 'uri': %s } }", uri);
+    for (;;) {
+        QDict *ev = qtest_qmp_eventwait_ref(t->qts, "MIGRATION");
+        const char *status = qdict_get_str(qdict_get_qdict(ev, "data"),
+                                           "status");
+        bool done = !strcmp(status, "completed");
+
+        if (!strcmp(status, "failed") || !strcmp(status, "cancelled")) {
+            mq_fail("migration %s", status);
+        }
+        qobject_unref(ev);
+        if (done) {
+            break;
+        }
+    }
+    qtest_qmp_eventwait(dst, "RESUME");
+    g_assert_cmpuint(rsc_stat(t, "flush-vm-stop"), ==, NCONN);
+
+    /* from here on the test drives the destination */
+    qtest_quit(t->qts);
+    t->qts = dst;
+    t->bus->qts = dst;
+    if (!o.tap) {
+        close(t->sock);
+        t->sock = sv[0];
+        t->nsent = 0;
+    }
+    unlink(path);
+    rmdir(dir);
+
+    rx_all_now(t, "the units flushed at the stop are in the rings");
+    assert_units(t, 1);
+    hold_units(t, c, NCONN, 3);
+    clock_step(t, MQ_INTERVAL);
+    rx_all_now(t, "the destination coalesces");
+    assert_units(t, 2);
+    g_assert_cmpuint(rsc_stat(t, "units-delivered"), ==, NCONN);
+    mq_end(t);
+}
+
+/*
  * VIRTIO_F_IN_ORDER: buffers are used in the order they were made
  * available (checked for every used element).  Consecutive segments of
  * one connection still merge: each connection's run becomes one unit,
@@ -1880,6 +1993,21 @@ static void test_in_order_runs(const void *data)
     mq_end(t);
 }
 
+/* Has every connection everything but the last segment of @last? */
+static bool all_received_but_last(MqTest *t, Conn *last)
+{
+    unsigned i;
+
+    for (i = 0; i < t->conns->len; i++) {
+        Conn *c = g_ptr_array_index(t->conns, i);
+
+        if (c->next + (c == last) != c->segs->len) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /*
  * VIRTIO_F_IN_ORDER with connections interleaved segment by segment: a
  * unit cannot stay open while another connection's frame takes the next
@@ -1896,6 +2024,24 @@ static void test_in_order_interleaved(const void *data)
     t = mq_start(&o);
     conns_spread(t, c, NCONN);
     send_interleaved(t, c, NCONN, NSEG);
+    if (!o.tap) {
+        /*
+         * One backend queue: each frame is flushed by the next one, at
+         * once; only the last frame sent waits for the timer.
+         */
+        Conn *last = c[NCONN - 1];
+        gint64 deadline = g_get_monotonic_time() + MQ_TIMEOUT_US;
+
+        backend_sync(t);
+        while (!all_received_but_last(t, last)) {
+            rx_check_ready(t, 0);
+            if (g_get_monotonic_time() > deadline) {
+                fail_missing(t, "an open unit is flushed by the next frame "
+                             "of another connection");
+            }
+        }
+        assert_idle(t, ~0u, "the last frame's unit is held");
+    }
     clock_step(t, MQ_INTERVAL);
     rx_all_now(t, "every segment is delivered");
     mq_end(t);
@@ -1984,6 +2130,7 @@ int main(int argc, char **argv)
         add_case("lifecycle/vm-stop", mc, test_lifecycle_vm_stop);
         add_case("lifecycle/reset", mc, test_lifecycle_reset);
         add_case("lifecycle/offloads", mc, test_lifecycle_offloads);
+        add_case("lifecycle/migration", mc, test_lifecycle_migration);
         add_case("in-order/interleaved", mc, test_in_order_interleaved);
     }
     return g_test_run();
