@@ -2047,6 +2047,40 @@ static void test_in_order_interleaved(const void *data)
     mq_end(t);
 }
 
+/*
+ * A new RSS configuration moves connections to other queues: the units
+ * held under the old one are delivered first, so that no data of a
+ * connection on its new queue can overtake its unit on the old one.
+ */
+static void test_rss_reconfig(const void *data)
+{
+    enum { NCONN = 16 };
+    MqOpts o = case_opts(data, MQ_INTERVAL);
+    MqTest *t = mq_start(&o);
+    Conn *c[NCONN];
+    Frame *f[2 * NCONN];
+    unsigned i;
+
+    conns_spread(t, c, NCONN);
+    hold_units(t, c, NCONN, 3);
+    for (i = 0; i < RSS_TABLE_LEN; i++) {
+        t->table[i] = (t->table[i] + 1) % o.pairs;
+    }
+    g_assert_cmpuint(ctrl_rss(t), ==, VIRTIO_NET_OK);
+    rx_all_now(t, "a new RSS configuration delivers the units held under "
+               "the old one");
+    assert_units(t, 1);
+    for (i = 0; i < NCONN; i++) {
+        c[i]->queue = t->table[c[i]->hash % RSS_TABLE_LEN];
+        f[2 * i] = seg(t, c[i], MSS);
+        f[2 * i + 1] = seg(t, c[i], 100);
+    }
+    send_frames(t, f, 2 * NCONN);
+    rx_all_now(t, "short segments end the units on the new queues at once");
+    assert_units(t, 2);
+    mq_end(t);
+}
+
 /* A case registered as a skip, with the reason. */
 static void test_skip(const void *data)
 {
@@ -2125,6 +2159,7 @@ int main(int argc, char **argv)
         }
         if (mc->pairs > 1) {
             add_case("queue-timers", mc, test_rss_queue_timers);
+            add_case("rss-reconfig", mc, test_rss_reconfig);
         }
         add_case("liveness/rsc-off", mc, test_liveness_rsc_off);
         add_case("lifecycle/vm-stop", mc, test_lifecycle_vm_stop);
