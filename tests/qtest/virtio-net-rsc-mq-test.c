@@ -506,28 +506,6 @@ static bool write_file(const char *path, const char *text)
 }
 
 /*
- * Enter a private network namespace before any thread exists; without
- * one the tap cases skip with the kernel's reason.
- */
-static void netns_setup(void)
-{
-    if (getenv("RSC_TEST_NO_TAP")) {
-        tap_unavailable = g_strdup("RSC_TEST_NO_TAP is set");
-        return;
-    }
-    if (unshare(CLONE_NEWNET) < 0) {
-        tap_unavailable = g_strdup_printf("the kernel refused a private "
-                                          "network namespace: unshare("
-                                          "CLONE_NEWNET): %s",
-                                          strerror(errno));
-        return;
-    }
-    /* no IPv6 autoconfiguration traffic on the tap */
-    write_file("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
-    write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
-}
-
-/*
  * Create a tap with @n queues (IFF_MULTI_QUEUE) and vnet headers, set it
  * up without multicast, and bind an AF_PACKET socket to it.  Returns
  * false with *@err set (the kernel's reason) when it cannot.
@@ -614,6 +592,58 @@ fail:
         t->pkt = -1;
     }
     return false;
+}
+
+/*
+ * Enter a private network namespace (and a user namespace when not root)
+ * before any thread exists, and check that a multi-queue tap can be made
+ * there; if not, tap_unavailable says why (the kernel's reason).
+ */
+static void netns_setup(void)
+{
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    g_autofree char *umap = g_strdup_printf("0 %u 1", uid);
+    g_autofree char *gmap = g_strdup_printf("0 %u 1", gid);
+    g_autofree char *err = NULL;
+    MqTest probe = { .pkt = -1 };
+    unsigned i;
+
+    if (getenv("RSC_TEST_NO_TAP")) {
+        tap_unavailable = g_strdup("RSC_TEST_NO_TAP is set");
+        return;
+    }
+    if (unshare(CLONE_NEWNET | (uid ? CLONE_NEWUSER : 0)) < 0) {
+        tap_unavailable = g_strdup_printf("the kernel refused a private "
+                                          "network namespace: unshare(%s):"
+                                          " %s", uid ? "CLONE_NEWUSER | "
+                                          "CLONE_NEWNET" : "CLONE_NEWNET",
+                                          strerror(errno));
+        return;
+    }
+    if (uid && (!write_file("/proc/self/setgroups", "deny") ||
+                !write_file("/proc/self/uid_map", umap) ||
+                !write_file("/proc/self/gid_map", gmap))) {
+        tap_unavailable = g_strdup_printf("mapping the user in a user "
+                                          "namespace: %s", strerror(errno));
+        return;
+    }
+    /* no IPv6 autoconfiguration traffic on the tap */
+    write_file("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
+    write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+    for (i = 0; i < MQ_MAX_PAIRS; i++) {
+        probe.tapfd[i] = -1;
+    }
+    if (!mq_tap_open(&probe, MQ_MAX_PAIRS, &err)) {
+        tap_unavailable = g_strdup_printf("the kernel refused a multi-queue "
+                                          "tap in a private network "
+                                          "namespace: %s", err);
+        return;
+    }
+    for (i = 0; i < MQ_MAX_PAIRS; i++) {
+        close(probe.tapfd[i]);
+    }
+    close(probe.pkt);
 }
 
 /* Frames QEMU has read from the tap: tun counts them as transmitted. */
