@@ -121,6 +121,7 @@ typedef struct MqOpts {
     bool indirect;          /* receive buffers as indirect descriptors */
     bool chain;             /* receive buffers as chains of 2 descriptors */
     bool no_event_idx;      /* do not negotiate VIRTIO_RING_F_EVENT_IDX */
+    uint32_t buf_size;      /* receive buffer bytes, 0: the default */
 } MqOpts;
 
 /* A TCP connection from the peer to the guest. */
@@ -978,7 +979,8 @@ static MqTest *mq_start_posted(const MqOpts *o, unsigned post_mask)
     g_assert_cmpuint(o->pairs, >=, 1);
     g_assert_cmpuint(o->pairs, <=, MQ_MAX_PAIRS);
     t->opts = *o;
-    t->buf_size = o->mergeable ? MQ_MRG_BUF_SIZE : MQ_BUF_SIZE;
+    t->buf_size = o->buf_size ? o->buf_size :
+                  o->mergeable ? MQ_MRG_BUF_SIZE : MQ_BUF_SIZE;
     t->conns = g_ptr_array_new_with_free_func(conn_free);
     t->frames = g_ptr_array_new_with_free_func(frame_free);
     t->sock = t->pkt = -1;
@@ -2111,6 +2113,57 @@ static void test_rss_reconfig(const void *data)
     mq_end(t);
 }
 
+/*
+ * Receive buffers of 1 KiB without mergeable buffers: a frame that does
+ * not fit is dropped, as virtio-net does without RSC, and the buffer it
+ * was tried in is given back.  The frames that fit, before and after, all
+ * arrive, coalesced where RSC is on; the ring stays consistent (with
+ * chained descriptors on a packed ring, giving a buffer back must rewind
+ * every descriptor of the chain).
+ */
+static void small_buffers(const void *data, bool rsc)
+{
+    MqOpts o = case_opts(data, 0);
+    MqTest *t;
+    Conn *big, *c;
+    Frame *f[5];
+    unsigned i, j;
+
+    o.buf_size = 1024;
+    t = mq_start(&o);
+    if (!rsc) {
+        g_assert_cmpuint(ctrl_offloads(t, RSC_OFF_OFFLOADS), ==,
+                         VIRTIO_NET_OK);
+    }
+    big = conn_new(t, false, 0);
+    c = conn_new(t, true, 0);
+    for (j = 0; j < 4; j++) {
+        f[0] = seg(t, big, MSS);
+        for (i = 1; i < 5; i++) {
+            f[i] = seg(t, c, 100);
+        }
+        send_frames(t, f, 5);
+    }
+    /* the frames of @big are dropped: none may arrive */
+    g_ptr_array_set_size(big->segs, 0);
+    rx_all_now(t, "the frames that fit arrive");
+    assert_idle(t, ~0u, "the frames too large for the buffers are dropped");
+    if (rsc) {
+        g_assert_cmpuint(c->coalesced, >, 0);
+    }
+    mq_end(t);
+}
+
+static void test_small_buffers_rsc_on(const void *data)
+{
+    small_buffers(data, true);
+}
+
+static void test_small_buffers_rsc_off(const void *data)
+{
+    small_buffers(data, false);
+}
+
 /* A case registered as a skip, with the reason. */
 static void test_skip(const void *data)
 {
@@ -2178,6 +2231,11 @@ int main(int argc, char **argv)
         add_case("burst-end", mc, test_rss_burst_end);
         add_case("liveness/rsc-on", mc, test_liveness_rsc_on);
         add_case("in-order/runs", mc, test_in_order_runs);
+        if (!mc->mergeable && !mc->tap) {
+            add_case("small-buffers/rsc-on", mc, test_small_buffers_rsc_on);
+            add_case("small-buffers/rsc-off", mc,
+                     test_small_buffers_rsc_off);
+        }
         if (mc->layout) {
             continue;
         }
