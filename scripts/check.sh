@@ -26,6 +26,7 @@ suites() {
     glib unit-rsc       tests/unit/test-virtio-net-rsc
     glib qtest-rsc      tests/qtest/virtio-net-rsc-test
     glib qtest-rsc-mq   tests/qtest/virtio-net-rsc-mq-test
+    cmd  demo           scripts/demo.sh
     qos  qos-virtio-net '^/x86_64/pc/.*/virtio-net[^/]*/'
     cmd  lint           scripts/lint.sh
     cmd  docs           scripts/docs.sh
