@@ -28,6 +28,7 @@ suites() {
     glib qtest-rsc-mq   tests/qtest/virtio-net-rsc-mq-test
     cmd  demo           scripts/demo.sh
     qos  qos-virtio-net '^/x86_64/pc/.*/virtio-net[^/]*/'
+    cmd  guest          scripts/guest.sh check
     cmd  lint           scripts/lint.sh
     cmd  docs           scripts/docs.sh
     cmd  fuzz           scripts/fuzz.sh
