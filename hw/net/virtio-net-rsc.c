@@ -110,6 +110,7 @@ static const char *const rsc_bypass_names[NET_RSC_BYPASS__MAX] = {
     [NET_RSC_BYPASS_BACKEND_GSO] = "bypass-backend-gso",
     [NET_RSC_BYPASS_NO_UNIT] = "bypass-no-unit",
     [NET_RSC_BYPASS_PUSH] = "bypass-push",
+    [NET_RSC_BYPASS_TRAILER] = "bypass-trailer",
 };
 
 static const char *const rsc_flush_names[NET_RSC_FLUSH__MAX] = {
@@ -146,6 +147,8 @@ typedef struct RscRules {
     bool window_updates;    /* absorb pure ACKs that only move the window */
     bool v6_ext;            /* IPv6 extension headers may be merged */
     bool psh_ends;          /* PSH ends the unit, and a unit cannot start */
+    bool trailer_alone;     /* bytes after the IP datagram: not merged */
+    bool urg_equal;         /* urgent pointer equal, even without URG */
     bool rsc_info;          /* header: RSC_INFO (else csum_start/offset) */
 } RscRules;
 
@@ -169,6 +172,9 @@ static const RscRules rsc_rules[NET_RSC_PROFILE__MAX] = {
         .ecn_alone = true,
         .psh_ends = true,
         .v6_ext = true,
+        /* GSO could not give back a trailer or another urgent pointer */
+        .trailer_alone = true,
+        .urg_equal = true,
     },
 };
 
@@ -196,6 +202,7 @@ typedef struct RscSeg {
     uint32_t tsecr;
     uint32_t ipclass;       /* IPv4: TOS and DF; IPv6: class and label */
     uint16_t win;
+    uint16_t urg;           /* urgent pointer */
     uint16_t ip_id;         /* IPv4 identification */
     uint16_t gso_size;      /* from the backend's vnet header */
     uint16_t hdr_len;       /* from the backend's vnet header */
@@ -509,7 +516,7 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
                           RscSeg *s)
 {
     const uint8_t *ip, *tcp;
-    size_t l3len;
+    size_t l3len, dgram;
     uint32_t l4len;
     uint16_t ethertype;
     uint8_t proto;
@@ -557,6 +564,10 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
             s->bypass = NET_RSC_BYPASS_FRAGMENT;
             return RSC_CLASS_ADDRS;
         }
+        if (frag & IP_RF) {
+            /* must be zero; a unit could not give it back */
+            return RSC_CLASS_ADDRS;
+        }
         if ((ip[0] & 0xf) != 5) {
             s->bypass = NET_RSC_BYPASS_IP_OPTIONS;
             return RSC_CLASS_ADDRS;
@@ -566,6 +577,7 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
         s->ip_id = lduw_be_p(ip + 4);
         s->ttl = ip[8];
         l4len = lduw_be_p(ip + 2) - s->iphl;
+        dgram = lduw_be_p(ip + 2);
     } else if (ethertype == ETH_P_IPV6) {
         if (!c->ipv6) {
             s->bypass = NET_RSC_BYPASS_DISABLED;
@@ -597,6 +609,7 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
         s->ipclass = ldl_be_p(ip) & 0x0fffffff;
         s->ttl = ip[7];
         l4len = lduw_be_p(ip + 4) - (s->iphl - sizeof(struct ip6_header));
+        dgram = sizeof(struct ip6_header) + lduw_be_p(ip + 4);
     } else {
         s->bypass = NET_RSC_BYPASS_NOT_TCPIP;
         return RSC_CLASS_OTHER;
@@ -616,6 +629,7 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
     s->ack = ldl_be_p(tcp + 8);
     s->tcp_flags = tcp[13];
     s->win = lduw_be_p(tcp + 14);
+    s->urg = lduw_be_p(tcp + 18);
     s->payload = tcp + s->tcphl;
     s->payload_len = l4len - s->tcphl;
 
@@ -625,6 +639,10 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
         s->gso_tcp = (s->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) ==
                      (s->v6 ? VIRTIO_NET_HDR_GSO_TCPV6 :
                               VIRTIO_NET_HDR_GSO_TCPV4);
+        return RSC_CLASS_SEGMENT;
+    }
+    if (c->rules->trailer_alone && dgram < l3len) {
+        s->bypass = NET_RSC_BYPASS_TRAILER;
         return RSC_CLASS_SEGMENT;
     }
     if (!s->v6 && !rsc_ip4_csum_ok(ip)) {
@@ -748,8 +766,8 @@ static void rsc_unlink(NetRscChain *c, RscQueue *q, RscFlow *f)
 /*
  * Whether the headers of @s equal those of the unit of @f where every rule
  * set wants them equal: MAC addresses, TOS and DF (IPv6: class and flow
- * label), header lengths, IPv6 extension headers and the TCP option bytes
- * but timestamp values.
+ * label), header lengths, IPv6 extension headers and their types, and the
+ * TCP option bytes but timestamp values.
  * The connection key is equal already (rsc_lookup()).
  */
 static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
@@ -766,6 +784,8 @@ static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
     return !memcmp(s->l2, f->l234, 2 * ETH_ALEN) &&
            s->ipclass == f->ipclass &&
            s->iphl == f->iphl &&
+           /* IPv6: the same extension header bytes under another type */
+           (!s->v6 || s->l2[ETH_HLEN + 6] == f->l234[ETH_HLEN + 6]) &&
            !memcmp(s->l2 + ETH_HLEN + fixed, f->l234 + ETH_HLEN + fixed,
                    s->iphl - fixed) &&
            ETH_HLEN + s->iphl + s->tcphl == f->l234_len &&
@@ -828,6 +848,9 @@ static inline RscVerdict rsc_decide(const RscRules *r, const RscFlow *f,
     }
     if (!r->ttl_minimum) {
         differ |= s->ttl != f->ttl;
+    }
+    if (r->urg_equal) {
+        differ |= s->urg != lduw_be_p(f->l234 + ETH_HLEN + f->iphl + 18);
     }
     if (r->ip_id_step && !f->v6) {
         bool step = s->ip_id == (uint16_t)(f->ip_id + 1);
@@ -1274,7 +1297,9 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
     ip = l2 + ETH_HLEN;
     if (f->v6) {
         l4len = lduw_be_p(ip + 4);
-        if (!c->ipv6 || l4len > size - vhl - ETH_HLEN - f->iphl) {
+        if (!c->ipv6 || l4len > size - vhl - ETH_HLEN - f->iphl ||
+            (c->rules->trailer_alone &&
+             l4len != size - vhl - ETH_HLEN - f->iphl)) {
             goto slow;
         }
         s.ttl = ip[7];
@@ -1282,6 +1307,8 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
     } else {
         l4len = lduw_be_p(ip + 2) - f->iphl;
         if (!c->ipv4 || lduw_be_p(ip + 2) > size - vhl - ETH_HLEN ||
+            (c->rules->trailer_alone &&
+             lduw_be_p(ip + 2) != size - vhl - ETH_HLEN) ||
             !rsc_ip4_csum_ok(ip)) {
             goto slow;
         }
@@ -1306,6 +1333,7 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
     s.ack = ldl_be_p(tcp + 8);
     s.tcp_flags = tcp[13];
     s.win = lduw_be_p(tcp + 14);
+    s.urg = lduw_be_p(tcp + 18);
     s.tsval = f->ts_off ? ldl_be_p(tcp + f->ts_off) : 0;
     s.tsecr = f->ts_off ? ldl_be_p(tcp + f->ts_off + 4) : 0;
     v = rsc_decide(c->rules, f, &s, &cause);
