@@ -1545,6 +1545,12 @@ static void test_ctrl_gro_hw_toggle(void)
                                    BIT(VIRTIO_NET_F_RSC_EXT)), ==,
                      VIRTIO_NET_ERR);
     send_check(t, &c[0], 3, "1!,1!,1!");
+    /* no GUEST_CSUM (Linux: ethtool -K eth0 rx off): no NEEDS_CSUM units */
+    g_assert_cmpuint(ctrl_offloads(t, BIT(VIRTIO_NET_F_GUEST_TSO4) |
+                                   BIT(VIRTIO_NET_F_GUEST_TSO6)), ==,
+                     VIRTIO_NET_OK);
+    send_check(t, &c[0], 3, "1!,1!,1!");
+    send_check(t, &c[1], 3, "1!,1!,1!");
     gro_end(t);
 }
 
