@@ -78,6 +78,7 @@ typedef struct GroOpts {
     bool rsc_ext_offered;   /* guest_rsc_ext=on */
     bool rsc_ext_acked;     /* the driver acks RSC_EXT (netkvm) */
     bool no_tso4;           /* the driver does not ack GUEST_TSO4 */
+    bool burst;             /* rsc_interval=0: flush at each burst end */
 } GroOpts;
 
 /* A frame injected into the backend. */
@@ -216,7 +217,8 @@ static void gro_machine_args(GString *args, const GroOpts *o)
                            "addr=%d.0,disable-legacy=on,romfile=,"
                            "rx_queue_size=%d,mrg_rxbuf=%s,rsc_interval=%d",
                            GRO_PCI_SLOT, RX_RING_SIZE,
-                           o->mergeable ? "on" : "off", GRO_INTERVAL);
+                           o->mergeable ? "on" : "off",
+                           o->burst ? 0 : GRO_INTERVAL);
     if (!o->gro_off) {
         g_string_append(args, ",rsc_gro=on");
     }
@@ -1267,6 +1269,17 @@ static void case_min_frame_padding(Conn *c, GPtrArray *out)
     SEG(c, out, 2);
 }
 
+static void case_truncated(Conn *c, GPtrArray *out)
+{
+    Sent *f;
+
+    segs_n(c, out, 2, MSS);
+    f = conn_seg(c, MSS);
+    f->len -= 200;          /* the IP length says 200 bytes more */
+    g_ptr_array_add(out, f);
+    segs_n(c, out, 2, MSS);
+}
+
 static void case_urg_ptr_no_flag(Conn *c, GPtrArray *out)
 {
     segs_n(c, out, 2, MSS);
@@ -1297,6 +1310,7 @@ ONE_CASE(case_bad_tcp_csum, c->s.tcp_csum_xor = 0x1111,
          c->s.tcp_csum_xor = 0, MSS)
 ONE_CASE(case_bad_ip_csum, c->s.ip_csum_xor = 0x1111,
          c->s.ip_csum_xor = 0, MSS)
+ONE_CASE(case_data_offset, c->s.doff = 4, c->s.doff = 0, MSS)
 ONE_CASE(case_ip_frag_mf, c->s.frag = 0x2000, c->s.frag = 0, MSS)
 ONE_CASE(case_ip_reserved, c->s.frag = 0x8000, c->s.frag = 0, MSS)
 CHANGE_CASE(case_tsval, c->s.tsval++)
@@ -1342,6 +1356,13 @@ static const GroCase gro_cases[] = {
       "bypass-checksum", 1 },
     { "bad-ip-csum", case_bad_ip_csum, false, "2!,1!,2",
       "bypass-checksum", 1 },
+    /* malformed */
+    { "truncated/ipv4", case_truncated, false, "2!,1!,2",
+      "bypass-malformed", 1 },
+    { "truncated/ipv6", case_truncated, true, "2!,1!,2",
+      "bypass-malformed", 1 },
+    { "tcp-data-offset", case_data_offset, false, "2!,1!,2",
+      "bypass-malformed", 1 },
     /* sequence, ACK, window */
     { "seq-gap", case_gap, false, "2!,2" },
     { "seq-retransmit", case_retransmit, true, "3!,2" },
@@ -1671,6 +1692,40 @@ static void test_gro_off_default(void)
     gro_end(t);
 }
 
+/*
+ * rsc_interval=0: units are delivered when the receive burst ends,
+ * without a clock step (flush-burst-end), still checked by the oracle.
+ */
+static void test_burst_end(void)
+{
+    GroOpts o = { .burst = true };
+    GroTest *t = gro_start(&o);
+    gint64 deadline = g_get_monotonic_time() + GRO_TIMEOUT_US;
+    Sent *f[7];
+    Conn c[2];
+    unsigned i;
+
+    conn_init(t, &c[0], false, 0);
+    conn_init(t, &c[1], true, 1);
+    for (i = 0; i < 7; i++) {
+        f[i] = conn_seg(&c[i & 1], MSS);
+    }
+    groups_reset(t);
+    send_frames(t, f, 7);
+    backend_sync(t);
+    while ((uint16_t)(used_idx(t, t->rx) - t->used_idx) < 2) {
+        if (g_get_monotonic_time() > deadline) {
+            gro_fail("the units did not come at the end of the burst");
+        }
+    }
+    receive_ready(t, false);
+    g_assert_cmpstr(t->groups[0]->str, ==, "4!");
+    g_assert_cmpstr(t->groups[1]->str, ==, "3!");
+    g_assert_cmpuint(t->sent->len, ==, 0);
+    g_assert_cmpuint(gro_stat(t, "flush-burst-end"), ==, 2);
+    gro_end(t);
+}
+
 /* --- migration ----------------------------------------------------------- */
 
 /*
@@ -1796,6 +1851,7 @@ int main(int argc, char **argv)
                    test_rsc_ext_unchanged);
     qtest_add_func("/virtio-net-rsc-gro/negotiation/rsc-gro-off",
                    test_gro_off_default);
+    qtest_add_func("/virtio-net-rsc-gro/burst-end", test_burst_end);
     qtest_add_func("/virtio-net-rsc-gro/migration", test_migration);
     ret = g_test_run();
     for (i = 0; i < G_N_ELEMENTS(shared); i++) {
