@@ -147,8 +147,12 @@ typedef struct RscRules {
     bool window_updates;    /* absorb pure ACKs that only move the window */
     bool v6_ext;            /* IPv6 extension headers may be merged */
     bool psh_ends;          /* PSH ends the unit, and a unit cannot start */
-    bool trailer_alone;     /* bytes after the IP datagram: not merged */
-    bool urg_equal;         /* urgent pointer equal, even without URG */
+    /*
+     * Only what GSO gives back byte for byte is merged: a frame with bytes
+     * after the IP datagram or the IPv4 reserved flag goes alone, the
+     * urgent pointer stays equal even without URG.
+     */
+    bool exact;
     bool rsc_info;          /* header: RSC_INFO (else csum_start/offset) */
 } RscRules;
 
@@ -172,9 +176,7 @@ static const RscRules rsc_rules[NET_RSC_PROFILE__MAX] = {
         .ecn_alone = true,
         .psh_ends = true,
         .v6_ext = true,
-        /* GSO could not give back a trailer or another urgent pointer */
-        .trailer_alone = true,
-        .urg_equal = true,
+        .exact = true,
     },
 };
 
@@ -564,10 +566,6 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
             s->bypass = NET_RSC_BYPASS_FRAGMENT;
             return RSC_CLASS_ADDRS;
         }
-        if (frag & IP_RF) {
-            /* must be zero; a unit could not give it back */
-            return RSC_CLASS_ADDRS;
-        }
         if ((ip[0] & 0xf) != 5) {
             s->bypass = NET_RSC_BYPASS_IP_OPTIONS;
             return RSC_CLASS_ADDRS;
@@ -641,8 +639,13 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
                               VIRTIO_NET_HDR_GSO_TCPV4);
         return RSC_CLASS_SEGMENT;
     }
-    if (c->rules->trailer_alone && dgram < l3len) {
+    if (c->rules->exact && dgram < l3len) {
         s->bypass = NET_RSC_BYPASS_TRAILER;
+        return RSC_CLASS_SEGMENT;
+    }
+    if (c->rules->exact && !s->v6 && (lduw_be_p(ip + 6) & IP_RF)) {
+        /* the reserved flag must be zero */
+        s->bypass = NET_RSC_BYPASS_MALFORMED;
         return RSC_CLASS_SEGMENT;
     }
     if (!s->v6 && !rsc_ip4_csum_ok(ip)) {
@@ -849,7 +852,7 @@ static inline RscVerdict rsc_decide(const RscRules *r, const RscFlow *f,
     if (!r->ttl_minimum) {
         differ |= s->ttl != f->ttl;
     }
-    if (r->urg_equal) {
+    if (r->exact) {
         differ |= s->urg != lduw_be_p(f->l234 + ETH_HLEN + f->iphl + 18);
     }
     if (r->ip_id_step && !f->v6) {
@@ -1298,7 +1301,7 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
     if (f->v6) {
         l4len = lduw_be_p(ip + 4);
         if (!c->ipv6 || l4len > size - vhl - ETH_HLEN - f->iphl ||
-            (c->rules->trailer_alone &&
+            (c->rules->exact &&
              l4len != size - vhl - ETH_HLEN - f->iphl)) {
             goto slow;
         }
@@ -1307,7 +1310,7 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
     } else {
         l4len = lduw_be_p(ip + 2) - f->iphl;
         if (!c->ipv4 || lduw_be_p(ip + 2) > size - vhl - ETH_HLEN ||
-            (c->rules->trailer_alone &&
+            (c->rules->exact &&
              lduw_be_p(ip + 2) != size - vhl - ETH_HLEN) ||
             !rsc_ip4_csum_ok(ip)) {
             goto slow;

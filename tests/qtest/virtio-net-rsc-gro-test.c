@@ -1392,7 +1392,8 @@ static const GroCase gro_cases[] = {
       "bypass-ip-options", 1 },
     { "ip-fragment", case_ip_frag_mf, false, "2!,1!,2",
       "bypass-fragment", 1 },
-    { "ip-reserved-flag", case_ip_reserved, false, "2!,1!,2" },
+    { "ip-reserved-flag", case_ip_reserved, false, "2!,1!,2",
+      "bypass-malformed", 1 },
     /* IPv6 */
     { "flow-label-change", case_flow_label, true, "2!,2" },
     { "traffic-class-change", case_traffic_class, true, "2!,2" },
