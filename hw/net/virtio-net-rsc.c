@@ -1135,8 +1135,8 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
 
 /*
  * Carry out RSC_MERGE or RSC_MERGE_FLUSH (then flushing for @cause): add
- * the data segment @s to the unit of @f, under the rules @r.  Returns false, with nothing
- * changed, if the guest buffers cannot hold it.
+ * the data segment @s to the unit of @f, under the rules @r.  Returns
+ * false, with nothing changed, if the guest buffers cannot hold it.
  */
 static inline QEMU_ALWAYS_INLINE bool rsc_merge(NetRscChain *c,
                                                 const RscRules *r,
