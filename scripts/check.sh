@@ -27,7 +27,9 @@ suites() {
     glib unit-rsc-gro   tests/unit/test-virtio-net-rsc-gro
     glib qtest-rsc      tests/qtest/virtio-net-rsc-test
     glib qtest-rsc-gro  tests/qtest/virtio-net-rsc-gro-test
+    cmd  demo           scripts/demo.sh
     qos  qos-virtio-net '^/x86_64/pc/.*/virtio-net[^/]*/'
+    cmd  guest          scripts/guest.sh check
     cmd  lint           scripts/lint.sh
     cmd  docs           scripts/docs.sh
     cmd  fuzz           scripts/fuzz.sh

@@ -445,9 +445,10 @@ static inline long rsc_payload_mismatch(const uint8_t *p, uint32_t len,
 }
 
 /*
- * The packet the device must deliver for a unit of the @n segments
- * @seg[i] (@len[i] bytes each, in order, all of one connection, whole
- * TCP/IP frames; pure ACKs among them are window updates it absorbed):
+ * The packet the device must deliver, under the RSC_EXT rule profile, for
+ * a unit of the @n segments @seg[i] (@len[i] bytes each, in order, all of
+ * one connection, whole TCP/IP frames; pure ACKs among them are window
+ * updates it absorbed):
  * the first segment's headers with the IP length of the whole, the
  * minimum TTL / hop limit, a fresh IPv4 header checksum, PSH of any
  * segment, ACK, window and timestamps of the last, and the pseudo-header
@@ -468,6 +469,7 @@ static inline size_t rsc_unit_expect(const uint8_t *const *seg,
     size_t hl;
     unsigned i;
 
+    memset(vhdr, 0, RSC_SEG_VHDR_LEN);
     if (!n || !rsc_seg_parse(seg[0], len[0], &first)) {
         return 0;
     }
@@ -510,7 +512,6 @@ static inline size_t rsc_unit_expect(const uint8_t *const *seg,
                                                       first.v6,
                                                       hl - first.l4 + total)));
 
-    memset(vhdr, 0, RSC_SEG_VHDR_LEN);
     vhdr[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_RSC_INFO;
     vhdr[1] = first.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
     vhdr[2] = hl;
