@@ -804,8 +804,8 @@ static void rsc_unlink(NetRscChain *c, RscQueue *q, RscFlow *f)
 /*
  * Whether the headers of @s equal those of the unit of @f where every rule
  * set wants them equal: MAC addresses, TOS and DF (IPv6: class and flow
- * label), header lengths, IPv6 extension headers and their types, and the
- * TCP option bytes but timestamp values.
+ * label), ECE and CWR, header lengths, IPv6 extension headers and their
+ * types, and the TCP option bytes but timestamp values.
  * The connection key is equal already (rsc_lookup()).
  */
 static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
@@ -821,6 +821,7 @@ static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
 
     return !memcmp(s->l2, f->l234, 2 * ETH_ALEN) &&
            s->ipclass == f->ipclass &&
+           (s->tcp_flags & RSC_TCP_FLAG_ECN) == f->ecn_flags &&
            s->iphl == f->iphl &&
            /* IPv6: the same extension header bytes under another type */
            (!s->v6 || s->l2[ETH_HLEN + 6] == f->l234[ETH_HLEN + 6]) &&
@@ -857,8 +858,7 @@ static inline QEMU_ALWAYS_INLINE bool rsc_continues(const RscRules *r,
                                                    const RscFlow *f,
                                                    const RscSeg *s)
 {
-    if (!s->same_hdrs || s->seq != f->next_seq ||
-        (s->tcp_flags & RSC_TCP_FLAG_ECN) != f->ecn_flags) {
+    if (!s->same_hdrs || s->seq != f->next_seq) {
         return false;
     }
     if (r->ts_advances ? f->ts_off && (int32_t)(s->tsval - f->tsval) < 0 :
