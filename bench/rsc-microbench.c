@@ -128,7 +128,7 @@ static volatile size_t floor_len = PAYLOAD;
 
 static NetRscBegin guest_begin(void *opaque, unsigned queue,
                                const uint8_t *buf, size_t size, size_t keep,
-                               void **unit)
+                               const NetRscRxInfo *info, void **unit)
 {
     Guest *g = opaque;
     uint8_t *b;
@@ -172,7 +172,8 @@ static void guest_end(void *opaque, void *unit, const NetRscVnetHdr *hdr,
 }
 
 static ssize_t guest_deliver(void *opaque, unsigned queue, const uint8_t *buf,
-                             size_t size, const NetRscVnetHdr *hdr)
+                             size_t size, const NetRscVnetHdr *hdr,
+                             const NetRscRxInfo *info)
 {
     Guest *g = opaque;
 
@@ -316,7 +317,7 @@ static void count_run(const Config *cfg, uint64_t segs)
         prepare(t, &guests[VAR_COPY], n);
         for (k = 0; k < n; k++) {
             virtio_net_rsc_receive(chain, 0, t->frames[k], FRAME_LEN,
-                                   VHDR_LEN, true, true);
+                                   VHDR_LEN, NULL);
             if (t->round_end[k]) {
                 virtio_net_rsc_flush_all(chain, NET_RSC_FLUSH_BURST);
             }
@@ -374,7 +375,7 @@ static bool run_batch(Variant v, NetRscChain *chain, unsigned n,
     } else {
         for (k = 0; k < n; k++) {
             if (virtio_net_rsc_receive(chain, 0, t->frames[k], FRAME_LEN,
-                                       VHDR_LEN, true, true) != FRAME_LEN) {
+                                       VHDR_LEN, NULL) != FRAME_LEN) {
                 g_printerr("rsc-microbench: segment not accepted\n");
                 exit(1);
             }

@@ -9,10 +9,37 @@
  * guest's receive buffers (NetRscOps), so host memory per flow is one
  * RscFlow and each payload byte is copied once.
  *
- * A frame goes through three steps: rsc_parse() extracts the headers once
- * and classifies the frame; rsc_match() decides whether a data segment
- * joins the unit of its connection; rsc_finalise() patches the headers
- * once, when the unit is flushed.
+ * Every frame takes the same steps:
+ *
+ *   rsc_parse()    extracts the headers once into an RscSeg and says what
+ *                  the frame is: of no connection, of an address pair only
+ *                  (a fragment, say), or a segment of a connection, which
+ *                  is mergeable or carries the reason why not;
+ *   rsc_lookup()   finds the flow of the segment's connection, if any;
+ *   rsc_decide()   the one merge decision: compares the segment with the
+ *                  unit under the chain's rules and returns a verdict
+ *                  (merge; merge as the last segment; absorb a window
+ *                  update; start a unit; deliver alone - the last two
+ *                  after flushing the unit, if there is one) and its cause;
+ *   rsc_act()      carries the verdict out;
+ *   rsc_finalise() patches the unit's headers once, when it is flushed.
+ *
+ * rsc_fast() is a shortcut into the same decision for the common case, a
+ * data segment that continues a unit: it finds the flow without a parse
+ * (the flow that took the queue's last segments, else a hash probe) and
+ * proves with masked 64-bit compares that every header byte that must not
+ * change equals the unit's.  The segment then goes through rsc_decide()
+ * and rsc_merge() like any other; when the shortcut proves less, or the
+ * verdict is not a merge, the frame takes the full path as if the
+ * shortcut had not been tried.
+ *
+ * What differs between rule sets - Microsoft's RSC rules for guests that
+ * negotiated VIRTIO_NET_F_RSC_EXT, Linux's hardware GRO rules for the
+ * others - is an RscRules table: data that rsc_parse(), rsc_decide() and
+ * rsc_finalise() read, not code.
+ *
+ * Helpers report and callers act: only rsc_act() and the public entry
+ * points flush units or deliver frames.
  */
 
 #include "qemu/osdep.h"
@@ -26,15 +53,17 @@
 #include "hw/virtio/virtio-net-rsc.h"
 #include "trace.h"
 
-/* Ethernet + IPv6 + TCP with the timestamp option: the largest we merge. */
-#define RSC_MAX_L234 (ETH_HLEN + 40 + 32)
-/* RSC_MAX_L234 rounded up to 64-bit words, for rsc_fast() */
-#define RSC_L234_WORDS DIV_ROUND_UP(RSC_MAX_L234, 8)
+/* IPv6 extension header bytes a unit may carry (GRO rules only) */
+#define RSC_MAX_V6_EXT 16
+/* Ethernet + IPv6 + TCP with the timestamp option, for rsc_fast() */
+#define RSC_FAST_L234 (ETH_HLEN + 40 + 32)
+/* RSC_FAST_L234 rounded up to 64-bit words */
+#define RSC_L234_WORDS DIV_ROUND_UP(RSC_FAST_L234, 8)
+/* The largest headers we merge: with IPv6 extension headers */
+#define RSC_MAX_L234 ROUND_UP(RSC_FAST_L234 + RSC_MAX_V6_EXT, 8)
 
 #define RSC_NIL UINT16_MAX
 
-#define RSC_TCP_FLAGS_MERGE (TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_ECE | \
-                             TCP_FLAG_CWR)
 #define RSC_TCP_FLAG_ECN (TCP_FLAG_ECE | TCP_FLAG_CWR)
 
 #define RSC_TCPOPT_EOL 0
@@ -43,6 +72,9 @@
 #define RSC_TCPOLEN_TS 10
 /* NOP, NOP, then the kind and length of a timestamp option */
 #define RSC_TCPOPT_TS_ALIGNED 0x0101080a
+
+/* Offset of the checksum field in the TCP header */
+#define RSC_TCP_CSUM_OFF 16
 
 /* Counters that are neither a bypass reason nor a flush cause. */
 enum {
@@ -77,6 +109,7 @@ static const char *const rsc_bypass_names[NET_RSC_BYPASS__MAX] = {
     [NET_RSC_BYPASS_DUP_ACK] = "bypass-dup-ack",
     [NET_RSC_BYPASS_BACKEND_GSO] = "bypass-backend-gso",
     [NET_RSC_BYPASS_NO_UNIT] = "bypass-no-unit",
+    [NET_RSC_BYPASS_PUSH] = "bypass-push",
 };
 
 static const char *const rsc_flush_names[NET_RSC_FLUSH__MAX] = {
@@ -91,18 +124,65 @@ static const char *const rsc_flush_names[NET_RSC_FLUSH__MAX] = {
     [NET_RSC_FLUSH_RESET] = "flush-reset",
     [NET_RSC_FLUSH_VM_STOP] = "flush-vm-stop",
     [NET_RSC_FLUSH_LINK_DOWN] = "flush-link-down",
+    [NET_RSC_FLUSH_PUSH] = "flush-push",
+};
+
+/*
+ * A rule set: what may differ between the segments of one unit, and how a
+ * unit is delivered.  Fields that every rule set keeps equal (addresses,
+ * ports, MAC addresses, IP version, TOS/DF or traffic class/flow label,
+ * header lengths, TCP flags but PSH, option bytes but the timestamp
+ * values, sequence continuity) are not listed.
+ */
+typedef struct RscRules {
+    const char *name;       /* for trace events */
+    uint8_t merge_flags;    /* TCP flags a mergeable segment may carry */
+    bool ack_advances;      /* ACK may advance (else it stays equal) */
+    bool window_changes;    /* window may change (else it stays equal) */
+    bool ts_advances;       /* TSval may advance (else TSval, TSecr equal) */
+    bool ttl_minimum;       /* TTL may differ, the unit takes the minimum */
+    bool ip_id_step;        /* IPv4 ID +1 per segment, or fixed with DF */
+    bool ecn_alone;         /* a change of ECE goes alone (else starts) */
+    bool window_updates;    /* absorb pure ACKs that only move the window */
+    bool v6_ext;            /* IPv6 extension headers may be merged */
+    bool psh_ends;          /* PSH ends the unit, and a unit cannot start */
+    bool rsc_info;          /* header: RSC_INFO (else csum_start/offset) */
+} RscRules;
+
+static const RscRules rsc_rules[NET_RSC_PROFILE__MAX] = {
+    /* Microsoft's RSC rules, VIRTIO_NET_F_RSC_EXT (Windows netkvm) */
+    [NET_RSC_PROFILE_RSC_EXT] = {
+        .name = "rsc-ext",
+        .merge_flags = TCP_FLAG_ACK | TCP_FLAG_PSH | RSC_TCP_FLAG_ECN,
+        .ack_advances = true,
+        .window_changes = true,
+        .ts_advances = true,
+        .ttl_minimum = true,
+        .window_updates = true,
+        .rsc_info = true,
+    },
+    /* Linux's hardware GRO (NETIF_F_GRO_HW): GSO gives the segments back */
+    [NET_RSC_PROFILE_GRO] = {
+        .name = "gro",
+        .merge_flags = TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_ECE,
+        .ip_id_step = true,
+        .ecn_alone = true,
+        .psh_ends = true,
+        .v6_ext = true,
+    },
 };
 
 /* What rsc_parse() found out about a frame. */
 typedef enum RscClass {
     RSC_CLASS_OTHER,        /* of no connection: deliver alone */
     RSC_CLASS_ADDRS,        /* of an address pair only: flush its units */
-    RSC_CLASS_CONN,         /* of a connection, not mergeable: flush it */
-    RSC_CLASS_DATA,         /* mergeable data segment */
-    RSC_CLASS_ACK,          /* mergeable-form segment without payload */
+    RSC_CLASS_SEGMENT,      /* a TCP segment of a connection */
 } RscClass;
 
-/* Headers of one frame, extracted once by rsc_parse(). */
+/* RscSeg.bypass of a segment that may be merged */
+#define RSC_MERGEABLE NET_RSC_BYPASS__MAX
+
+/* Headers of one frame, extracted once by rsc_parse() (or rsc_fast()). */
 typedef struct RscSeg {
     const uint8_t *l2;      /* Ethernet header */
     const uint8_t *addrs;   /* source then destination address */
@@ -116,9 +196,14 @@ typedef struct RscSeg {
     uint32_t tsecr;
     uint32_t ipclass;       /* IPv4: TOS and DF; IPv6: class and label */
     uint16_t win;
+    uint16_t ip_id;         /* IPv4 identification */
     uint16_t gso_size;      /* from the backend's vnet header */
+    uint16_t hdr_len;       /* from the backend's vnet header */
     uint8_t vnet_flags;     /* from the backend's vnet header */
     uint8_t gso_type;       /* from the backend's vnet header */
+    uint8_t bypass;         /* NetRscBypass, or RSC_MERGEABLE */
+    uint8_t gso_tcp;        /* backend GSO of TCP over this IP version */
+    uint8_t proven;         /* rsc_fast() proved the unit's headers equal */
     uint8_t v6;             /* 1: IPv6, 0: IPv4 */
     uint8_t iphl;           /* IP header bytes */
     uint8_t tcphl;          /* TCP header bytes */
@@ -126,6 +211,14 @@ typedef struct RscSeg {
     uint8_t tcp_flags;
     uint8_t ttl;            /* TTL or hop limit */
 } RscSeg;
+
+/* A frame as the backend gave it, with what travels with it. */
+typedef struct RscFrame {
+    const uint8_t *buf;     /* the backend's vnet header, then Ethernet */
+    size_t size;            /* bytes in @buf */
+    size_t vhl;             /* vnet header bytes */
+    const NetRscRxInfo *info; /* RSS hash report, for the guest's header */
+} RscFrame;
 
 /*
  * One unit under construction; 0xffff-terminated index links.  Its key,
@@ -151,6 +244,8 @@ typedef struct QEMU_ALIGNED(RSC_FLOW_ALIGN) RscFlow {
     uint16_t hnext;         /* next entry in the hash bucket or free list */
     uint16_t older;         /* age list, towards the oldest unit */
     uint16_t newer;         /* age list, towards the newest unit */
+    uint16_t ip_id;         /* IPv4 ID of the latest segment */
+    uint8_t id_fixed;       /* the IPv4 ID stays (else it steps by one) */
     uint8_t v6;             /* key: IP version */
     uint8_t l234_len;       /* bytes in l234 */
     uint8_t iphl;           /* IP header bytes */
@@ -159,7 +254,7 @@ typedef struct QEMU_ALIGNED(RSC_FLOW_ALIGN) RscFlow {
     uint8_t psh;            /* TCP_FLAG_PSH if any segment had it */
     uint8_t ttl;            /* minimum TTL or hop limit */
     uint8_t layout;         /* RSC_LAYOUT_*: which rsc_fast() mask */
-    uint8_t l234[RSC_L234_WORDS * 8]; /* the first segment's headers */
+    uint8_t l234[RSC_MAX_L234]; /* the first segment's headers */
 } RscFlow;
 
 /* Host memory per connection: one RscFlow. */
@@ -198,12 +293,15 @@ typedef struct RscQueue {
     uint16_t newest;        /* unit started last */
     uint16_t held;          /* units under construction */
     uint16_t prev;          /* unit that took the last data segment */
-    uint16_t last;          /* the same, if it took two in a row: rsc_fast() */
+    uint16_t last;          /* the same, if it took two in a row */
 } RscQueue;
 
 struct NetRscChain {
     const NetRscOps *ops;   /* access to the guest's buffers */
     void *opaque;           /* for @ops */
+    const RscRules *rules;  /* the rule set in force */
+    bool ipv4;              /* coalesce TCP over IPv4 */
+    bool ipv6;              /* coalesce TCP over IPv6 */
     uint64_t interval_ns;   /* rsc_interval */
     unsigned nqueues;       /* entries in @queues */
     unsigned max_flows;     /* flow table entries per queue */
@@ -331,6 +429,42 @@ static bool rsc_ipv6_ext_hdr(uint8_t nh)
 }
 
 /*
+ * Skip the IPv6 extension headers that GRO merges when identical:
+ * hop-by-hop (first only), destination options and routing headers with
+ * no segment left (else the TCP checksum covers another destination), in
+ * all at most RSC_MAX_V6_EXT bytes, within the payload length of @ip
+ * (already checked to lie within @l3len).  Returns the next header that
+ * ends the walk, and adds the bytes skipped to *@iphl.
+ */
+static uint8_t rsc_parse_v6_ext(const uint8_t *ip, size_t l3len,
+                                uint8_t nh, uint8_t *iphl)
+{
+    size_t end = sizeof(struct ip6_header) + lduw_be_p(ip + 4);
+    unsigned off = sizeof(struct ip6_header);
+
+    assert(end <= l3len);
+    while (nh == 0 || nh == 60 || nh == 43) {
+        unsigned len;
+
+        if (off + 8 > end || (nh == 0 && off != sizeof(struct ip6_header))) {
+            break;
+        }
+        len = (ip[off + 1] + 1) * 8;
+        if (off + len > end ||
+            off + len - sizeof(struct ip6_header) > RSC_MAX_V6_EXT ||
+            (nh == 43 && ip[off + 3] != 0)) {
+            break;
+        }
+        nh = ip[off];
+        off += len;
+    }
+    if (nh == IP_PROTO_TCP) {
+        *iphl = off;
+    }
+    return nh;
+}
+
+/*
  * Walk the TCP options.  Returns true if they are only NOPs, EOL padding
  * and at most one timestamp option; *@ts_off is then the offset of its
  * TSval in the TCP header, or 0.
@@ -366,14 +500,13 @@ static bool rsc_parse_options(const uint8_t *tcp, unsigned hl, uint8_t *ts_off)
 }
 
 /*
- * Extract the headers of @buf (@size bytes, @vhl of them the backend's
- * vnet header) into @s and classify the frame.  Never reads outside @buf.
- * For everything but RSC_CLASS_DATA and RSC_CLASS_ACK, *@why says why the
- * frame is not merged.  @s->addrs is valid from RSC_CLASS_ADDRS on, the
- * connection key from RSC_CLASS_CONN on.
+ * Extract the headers of the frame @fr into @s and classify it under the
+ * rules @r.  Never reads outside the frame.  @s->bypass says why the
+ * frame is not merged, or is RSC_MERGEABLE.  @s->addrs is valid from
+ * RSC_CLASS_ADDRS on, the connection key for RSC_CLASS_SEGMENT.
  */
-static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
-                          bool rsc4, bool rsc6, RscSeg *s, NetRscBypass *why)
+static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
+                          RscSeg *s)
 {
     const uint8_t *ip, *tcp;
     size_t l3len;
@@ -382,29 +515,29 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
     uint8_t proto;
 
     memset(s, 0, sizeof(*s));
-    if (vhl > size || size - vhl < ETH_HLEN) {
-        *why = NET_RSC_BYPASS_MALFORMED;
+    s->bypass = NET_RSC_BYPASS_MALFORMED;
+    if (fr->vhl > fr->size || fr->size - fr->vhl < ETH_HLEN) {
         return RSC_CLASS_OTHER;
     }
-    if (vhl >= sizeof(struct virtio_net_hdr)) {
-        s->vnet_flags = buf[0];
-        s->gso_type = buf[1];
-        s->gso_size = lduw_le_p(buf + 4);
+    if (fr->vhl >= sizeof(struct virtio_net_hdr)) {
+        s->vnet_flags = fr->buf[0];
+        s->gso_type = fr->buf[1];
+        s->hdr_len = lduw_le_p(fr->buf + 2);
+        s->gso_size = lduw_le_p(fr->buf + 4);
     }
-    s->l2 = buf + vhl;
-    l3len = size - vhl - ETH_HLEN;
+    s->l2 = fr->buf + fr->vhl;
+    l3len = fr->size - fr->vhl - ETH_HLEN;
     ip = s->l2 + ETH_HLEN;
     ethertype = lduw_be_p(s->l2 + 12);
 
     if (ethertype == ETH_P_IP) {
         uint16_t frag;
 
-        if (!rsc4) {
-            *why = NET_RSC_BYPASS_DISABLED;
+        if (!c->ipv4) {
+            s->bypass = NET_RSC_BYPASS_DISABLED;
             return RSC_CLASS_OTHER;
         }
         if (l3len < sizeof(struct ip_header)) {
-            *why = NET_RSC_BYPASS_MALFORMED;
             return RSC_CLASS_OTHER;
         }
         /* Readable addresses: keep the order of their connections. */
@@ -412,59 +545,60 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
         if ((ip[0] >> 4) != 4 || (ip[0] & 0xf) < 5 ||
             lduw_be_p(ip + 2) > l3len ||
             lduw_be_p(ip + 2) < (ip[0] & 0xf) * 4) {
-            *why = NET_RSC_BYPASS_MALFORMED;
             return RSC_CLASS_ADDRS;
         }
         proto = ip[9];
         if (proto != IP_PROTO_TCP) {
-            *why = NET_RSC_BYPASS_NOT_TCPIP;
+            s->bypass = NET_RSC_BYPASS_NOT_TCPIP;
             return RSC_CLASS_OTHER;
         }
         frag = lduw_be_p(ip + 6);
         if (frag & (IP_MF | IP_OFFMASK)) {
-            *why = NET_RSC_BYPASS_FRAGMENT;
+            s->bypass = NET_RSC_BYPASS_FRAGMENT;
             return RSC_CLASS_ADDRS;
         }
         if ((ip[0] & 0xf) != 5) {
-            *why = NET_RSC_BYPASS_IP_OPTIONS;
+            s->bypass = NET_RSC_BYPASS_IP_OPTIONS;
             return RSC_CLASS_ADDRS;
         }
         s->iphl = sizeof(struct ip_header);
         s->ipclass = ip[1] | (frag & IP_DF);
+        s->ip_id = lduw_be_p(ip + 4);
         s->ttl = ip[8];
         l4len = lduw_be_p(ip + 2) - s->iphl;
     } else if (ethertype == ETH_P_IPV6) {
-        if (!rsc6) {
-            *why = NET_RSC_BYPASS_DISABLED;
+        if (!c->ipv6) {
+            s->bypass = NET_RSC_BYPASS_DISABLED;
             return RSC_CLASS_OTHER;
         }
         if (l3len < sizeof(struct ip6_header)) {
-            *why = NET_RSC_BYPASS_MALFORMED;
             return RSC_CLASS_OTHER;
         }
         s->v6 = 1;
         s->addrs = ip + 8;
         if ((ip[0] >> 4) != 6 ||
             lduw_be_p(ip + 4) > l3len - sizeof(struct ip6_header)) {
-            *why = NET_RSC_BYPASS_MALFORMED;
-            return RSC_CLASS_ADDRS;
-        }
-        proto = ip[6];
-        if (proto != IP_PROTO_TCP) {
-            if (!rsc_ipv6_ext_hdr(proto)) {
-                *why = NET_RSC_BYPASS_NOT_TCPIP;
-                return RSC_CLASS_OTHER;
-            }
-            *why = proto == 44 ? NET_RSC_BYPASS_FRAGMENT :
-                                 NET_RSC_BYPASS_IP_OPTIONS;
             return RSC_CLASS_ADDRS;
         }
         s->iphl = sizeof(struct ip6_header);
+        proto = ip[6];
+        if (c->rules->v6_ext) {
+            proto = rsc_parse_v6_ext(ip, l3len, proto, &s->iphl);
+        }
+        if (proto != IP_PROTO_TCP) {
+            if (!rsc_ipv6_ext_hdr(proto)) {
+                s->bypass = NET_RSC_BYPASS_NOT_TCPIP;
+                return RSC_CLASS_OTHER;
+            }
+            s->bypass = proto == 44 ? NET_RSC_BYPASS_FRAGMENT :
+                                      NET_RSC_BYPASS_IP_OPTIONS;
+            return RSC_CLASS_ADDRS;
+        }
         s->ipclass = ldl_be_p(ip) & 0x0fffffff;
         s->ttl = ip[7];
-        l4len = lduw_be_p(ip + 4);
+        l4len = lduw_be_p(ip + 4) - (s->iphl - sizeof(struct ip6_header));
     } else {
-        *why = NET_RSC_BYPASS_NOT_TCPIP;
+        s->bypass = NET_RSC_BYPASS_NOT_TCPIP;
         return RSC_CLASS_OTHER;
     }
 
@@ -473,7 +607,6 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
     if (l4len < sizeof(struct tcp_hdr) ||
         (tcp[12] >> 4) * 4 < sizeof(struct tcp_hdr) ||
         (tcp[12] >> 4) * 4 > l4len) {
-        *why = NET_RSC_BYPASS_MALFORMED;
         return RSC_CLASS_ADDRS;
     }
     s->tcphl = (tcp[12] >> 4) * 4;
@@ -486,27 +619,30 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
     s->payload = tcp + s->tcphl;
     s->payload_len = l4len - s->tcphl;
 
-    /* From here on, the frame belongs to a connection. */
+    /* From here on, the frame is a segment of a connection. */
     if (s->gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-        *why = NET_RSC_BYPASS_BACKEND_GSO;
-        return RSC_CLASS_CONN;
+        s->bypass = NET_RSC_BYPASS_BACKEND_GSO;
+        s->gso_tcp = (s->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) ==
+                     (s->v6 ? VIRTIO_NET_HDR_GSO_TCPV6 :
+                              VIRTIO_NET_HDR_GSO_TCPV4);
+        return RSC_CLASS_SEGMENT;
     }
     if (!s->v6 && !rsc_ip4_csum_ok(ip)) {
-        *why = NET_RSC_BYPASS_CHECKSUM;
-        return RSC_CLASS_CONN;
+        s->bypass = NET_RSC_BYPASS_CHECKSUM;
+        return RSC_CLASS_SEGMENT;
     }
-    if ((tcp[12] & 0x0f) || (s->tcp_flags & ~RSC_TCP_FLAGS_MERGE) ||
+    if ((tcp[12] & 0x0f) || (s->tcp_flags & ~c->rules->merge_flags) ||
         !(s->tcp_flags & TCP_FLAG_ACK)) {
-        *why = NET_RSC_BYPASS_TCP_FLAGS;
-        return RSC_CLASS_CONN;
+        s->bypass = NET_RSC_BYPASS_TCP_FLAGS;
+        return RSC_CLASS_SEGMENT;
     }
     if (s->tcphl == 32 && ldl_be_p(tcp + 20) == RSC_TCPOPT_TS_ALIGNED) {
         /* NOP, NOP, timestamp: what Linux and Windows send */
         s->ts_off = 24;
     } else if (s->tcphl > 32 ||
                !rsc_parse_options(tcp, s->tcphl, &s->ts_off)) {
-        *why = NET_RSC_BYPASS_TCP_OPTIONS;
-        return RSC_CLASS_CONN;
+        s->bypass = NET_RSC_BYPASS_TCP_OPTIONS;
+        return RSC_CLASS_SEGMENT;
     }
     if (s->ts_off) {
         s->tsval = ldl_be_p(tcp + s->ts_off);
@@ -516,17 +652,15 @@ static RscClass rsc_parse(const uint8_t *buf, size_t size, size_t vhl,
                            VIRTIO_NET_HDR_F_NEEDS_CSUM)) &&
         net_checksum_finish(rsc_pseudo_sum(s->addrs, s->v6, l4len) +
                             rsc_csum(tcp, l4len))) {
-        *why = NET_RSC_BYPASS_CHECKSUM;
-        return RSC_CLASS_CONN;
+        s->bypass = NET_RSC_BYPASS_CHECKSUM;
+        return RSC_CLASS_SEGMENT;
     }
-    if (s->payload_len == 0) {
-        if (s->tcp_flags & TCP_FLAG_PSH) {
-            *why = NET_RSC_BYPASS_PURE_ACK;
-            return RSC_CLASS_CONN;
-        }
-        return RSC_CLASS_ACK;
+    if (s->payload_len == 0 && (s->tcp_flags & TCP_FLAG_PSH)) {
+        s->bypass = NET_RSC_BYPASS_PURE_ACK;
+        return RSC_CLASS_SEGMENT;
     }
-    return RSC_CLASS_DATA;
+    s->bypass = RSC_MERGEABLE;
+    return RSC_CLASS_SEGMENT;
 }
 
 static bool rsc_same_conn(const RscFlow *f, const RscSeg *s)
@@ -541,6 +675,7 @@ static bool rsc_same_conn(const RscFlow *f, const RscSeg *s)
     return !memcmp(rsc_flow_addrs(f), s->addrs, 32);
 }
 
+/* The flow of the connection of @s on @q, or NULL. */
 static inline RscFlow *rsc_lookup(NetRscChain *c, RscQueue *q,
                                   const RscSeg *s)
 {
@@ -555,8 +690,33 @@ static inline RscFlow *rsc_lookup(NetRscChain *c, RscQueue *q,
     return NULL;
 }
 
-/* Unlink @f from its hash bucket and the age list, and free it. */
-static void rsc_release(NetRscChain *c, RscQueue *q, RscFlow *f)
+/* Take a free entry of @q for a unit with key hash @hash: the newest. */
+static RscFlow *rsc_link(NetRscChain *c, RscQueue *q, uint32_t hash)
+{
+    uint16_t idx = q->free;
+    uint16_t *bucket = &q->buckets[hash & c->bucket_mask];
+    RscFlow *f = &q->flows[idx];
+
+    q->free = f->hnext;
+    q->held++;
+    f->hash = hash;
+    f->hnext = *bucket;
+    *bucket = idx;
+    f->newer = RSC_NIL;
+    f->older = q->newest;
+    if (q->newest != RSC_NIL) {
+        q->flows[q->newest].newer = idx;
+    } else {
+        q->oldest = idx;
+    }
+    q->newest = idx;
+    q->prev = idx;
+    q->last = RSC_NIL;
+    return f;
+}
+
+/* Undo rsc_link(): unlink @f from its bucket and the age list, free it. */
+static void rsc_unlink(NetRscChain *c, RscQueue *q, RscFlow *f)
 {
     uint16_t idx = f - q->flows;
     uint16_t *link = &q->buckets[f->hash & c->bucket_mask];
@@ -586,17 +746,151 @@ static void rsc_release(NetRscChain *c, RscQueue *q, RscFlow *f)
 }
 
 /*
- * Patch the headers saved in @f into those of the coalesced packet and
- * fill @hdr.  Called once per unit of two or more segments, at flush.
+ * Whether the headers of @s equal those of the unit of @f where every rule
+ * set wants them equal: MAC addresses, TOS and DF (IPv6: class and flow
+ * label), header lengths, IPv6 extension headers and the TCP option bytes
+ * but timestamp values.
+ * The connection key is equal already (rsc_lookup()).
  */
-static void rsc_finalise(RscFlow *f, NetRscVnetHdr *hdr)
+static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
+{
+    const uint8_t *opt = s->l2 + ETH_HLEN + s->iphl;
+    const uint8_t *fopt = f->l234 + ETH_HLEN + f->iphl;
+    unsigned ts = s->ts_off ? s->ts_off : s->tcphl;
+    unsigned after = s->ts_off ? s->ts_off + 8 : s->tcphl;
+    const unsigned base = sizeof(struct tcp_hdr);
+
+    unsigned fixed = s->v6 ? sizeof(struct ip6_header) :
+                             sizeof(struct ip_header);
+
+    return !memcmp(s->l2, f->l234, 2 * ETH_ALEN) &&
+           s->ipclass == f->ipclass &&
+           s->iphl == f->iphl &&
+           !memcmp(s->l2 + ETH_HLEN + fixed, f->l234 + ETH_HLEN + fixed,
+                   s->iphl - fixed) &&
+           ETH_HLEN + s->iphl + s->tcphl == f->l234_len &&
+           s->ts_off == f->ts_off &&
+           !memcmp(opt + base, fopt + base, ts - base) &&
+           !memcmp(opt + after, fopt + after, s->tcphl - after);
+}
+
+/* What to do with a segment: rsc_decide()'s verdict. */
+typedef enum RscVerdict {
+    RSC_MERGE,              /* the segment joins the unit */
+    RSC_MERGE_FLUSH,        /* it joins as the unit's last: flush after */
+    RSC_ABSORB,             /* window update: the unit takes the window */
+    RSC_START,              /* no unit: the segment starts one */
+    RSC_FLUSH_START,        /* flush the unit, the segment starts one */
+    RSC_ALONE,              /* no unit: deliver the segment alone */
+    RSC_FLUSH_ALONE,        /* flush the unit, deliver the segment alone */
+} RscVerdict;
+
+/* Why: the flush cause of a flush, the bypass reason of a lone delivery. */
+typedef struct RscCause {
+    NetRscFlushCause flush;
+    NetRscBypass bypass;
+} RscCause;
+
+/*
+ * The merge decision, for every segment of a connection: compare @s with
+ * the unit of @f (NULL: none held) under the rules @r, the way Linux's
+ * tcp_gro_receive() gathers everything that forbids a merge into one
+ * flush word.  Returns the verdict and fills *@cause.  Changes nothing.
+ */
+static inline RscVerdict rsc_decide(const RscRules *r, const RscFlow *f,
+                                    const RscSeg *s, RscCause *cause)
+{
+    bool pushed = r->psh_ends && (s->tcp_flags & TCP_FLAG_PSH);
+    bool differ, ecn;
+
+    cause->flush = NET_RSC_FLUSH_EXCEPTION;
+    cause->bypass = s->bypass;
+    if (s->bypass != RSC_MERGEABLE) {
+        return f ? RSC_FLUSH_ALONE : RSC_ALONE;
+    }
+    if (!s->payload_len) {
+        cause->bypass = NET_RSC_BYPASS_PURE_ACK;
+    } else if (pushed) {
+        cause->bypass = NET_RSC_BYPASS_PUSH;
+    }
+    if (!f) {
+        return s->payload_len && !pushed ? RSC_START : RSC_ALONE;
+    }
+
+    /* What no rule set lets change within a unit */
+    differ = !(s->proven || rsc_same_hdrs(f, s)) || s->seq != f->next_seq;
+    ecn = (s->tcp_flags & RSC_TCP_FLAG_ECN) != f->ecn_flags;
+    /* What the rules say about the rest */
+    if (r->ts_advances) {
+        differ |= f->ts_off && (int32_t)(s->tsval - f->tsval) < 0;
+    } else {
+        differ |= s->tsval != f->tsval || s->tsecr != f->tsecr;
+    }
+    if (!r->ttl_minimum) {
+        differ |= s->ttl != f->ttl;
+    }
+    if (r->ip_id_step && !f->v6) {
+        bool step = s->ip_id == (uint16_t)(f->ip_id + 1);
+        bool fixed = s->ip_id == f->ip_id && (f->ipclass & IP_DF);
+
+        differ |= f->segs == 1 ? !step && !fixed :
+                  f->id_fixed ? !fixed : !step;
+    }
+
+    if (!s->payload_len) {
+        if (differ || ecn || s->ack != f->ack || !r->window_updates) {
+            return RSC_FLUSH_ALONE;
+        }
+        if (s->win == f->win) {
+            cause->bypass = NET_RSC_BYPASS_DUP_ACK;
+            return RSC_FLUSH_ALONE;
+        }
+        return f->segs > 1 ? RSC_ABSORB : RSC_FLUSH_ALONE;
+    }
+
+    if (ecn && r->ecn_alone) {
+        cause->bypass = NET_RSC_BYPASS_TCP_FLAGS;
+        return RSC_FLUSH_ALONE;
+    }
+    differ |= ecn || s->payload_len > f->mss;
+    differ |= r->ack_advances ? (int32_t)(s->ack - f->ack) < 0 :
+                                s->ack != f->ack;
+    if (!r->window_changes) {
+        differ |= s->win != f->win;
+    }
+    if (!differ &&
+        (f->l234_len + f->payload + s->payload_len > NET_RSC_MAX_FRAME ||
+         f->segs == UINT16_MAX)) {
+        cause->flush = NET_RSC_FLUSH_FULL;
+        differ = true;
+    }
+    if (differ) {
+        return pushed ? RSC_FLUSH_ALONE : RSC_FLUSH_START;
+    }
+    if (s->payload_len < f->mss) {
+        cause->flush = NET_RSC_FLUSH_SHORT;
+        return RSC_MERGE_FLUSH;
+    }
+    if (pushed) {
+        cause->flush = NET_RSC_FLUSH_PUSH;
+        return RSC_MERGE_FLUSH;
+    }
+    return RSC_MERGE;
+}
+
+/*
+ * Patch the headers saved in @f into those of the coalesced packet and
+ * fill @hdr, under the rules @r.  Called once per unit of two or more
+ * segments, at flush.
+ */
+static void rsc_finalise(const RscRules *r, RscFlow *f, NetRscVnetHdr *hdr)
 {
     uint8_t *ip = f->l234 + ETH_HLEN;
     uint8_t *tcp = ip + f->iphl;
     uint32_t tcp_len = f->l234_len - ETH_HLEN - f->iphl + f->payload;
 
     if (f->v6) {
-        stw_be_p(ip + 4, tcp_len);
+        stw_be_p(ip + 4, f->iphl - sizeof(struct ip6_header) + tcp_len);
         ip[7] = f->ttl;
     } else {
         stw_be_p(ip + 2, f->iphl + tcp_len);
@@ -611,16 +905,23 @@ static void rsc_finalise(RscFlow *f, NetRscVnetHdr *hdr)
         stl_be_p(tcp + f->ts_off, f->tsval);
         stl_be_p(tcp + f->ts_off + 4, f->tsecr);
     }
-    stw_be_p(tcp + 16, rsc_fold(rsc_pseudo_sum(ip + (f->v6 ? 8 : 12), f->v6,
-                                               tcp_len)));
+    stw_be_p(tcp + RSC_TCP_CSUM_OFF,
+             rsc_fold(rsc_pseudo_sum(ip + (f->v6 ? 8 : 12), f->v6, tcp_len)));
 
-    hdr->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_RSC_INFO;
+    hdr->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     hdr->gso_type = f->v6 ? VIRTIO_NET_HDR_GSO_TCPV6 :
                             VIRTIO_NET_HDR_GSO_TCPV4;
     hdr->hdr_len = f->l234_len;
     hdr->gso_size = f->mss;
-    hdr->csum_start = f->segs;
-    hdr->csum_offset = 0;
+    if (r->rsc_info) {
+        /* segments coalesced, and no duplicate ACK ever is */
+        hdr->flags |= VIRTIO_NET_HDR_F_RSC_INFO;
+        hdr->csum_start = f->segs;
+        hdr->csum_offset = 0;
+    } else {
+        hdr->csum_start = ETH_HLEN + f->iphl;
+        hdr->csum_offset = RSC_TCP_CSUM_OFF;
+    }
 }
 
 /* Deliver the unit of @f to the guest and free @f. */
@@ -635,14 +936,14 @@ static void rsc_flush(NetRscChain *c, unsigned qi, RscFlow *f,
     c->flushes[cause]++;
     if (f->segs == 1) {
         c->stats[RSC_STAT_UNCOALESCED]++;
-        rsc_release(c, q, f);
+        rsc_unlink(c, q, f);
         c->ops->unit_end(c->opaque, unit, NULL, NULL, 0, f->frame_len);
     } else {
         NetRscVnetHdr hdr;
 
-        rsc_finalise(f, &hdr);
+        rsc_finalise(c->rules, f, &hdr);
         c->stats[RSC_STAT_UNITS]++;
-        rsc_release(c, q, f);
+        rsc_unlink(c, q, f);
         c->ops->unit_end(c->opaque, unit, &hdr, f->l234, f->l234_len,
                          f->l234_len + f->payload);
     }
@@ -666,80 +967,62 @@ static void rsc_flush_addrs(NetRscChain *c, unsigned qi, const RscSeg *s)
 }
 
 /*
- * Deliver a frame alone.  Returns @size, or 0 if the guest had no buffer,
- * in which case held units are released so that the guest can refill.
+ * Deliver the frame @fr alone, for the reason @why.  A large packet from
+ * the backend gets its segment count when the rules report one.  Returns
+ * as NetRscOps.deliver does: 0 if the guest had no buffer.
  */
-static ssize_t rsc_deliver(NetRscChain *c, unsigned qi, const uint8_t *buf,
-                           size_t size, const NetRscVnetHdr *hdr,
-                           NetRscBypass why)
+static ssize_t rsc_deliver(NetRscChain *c, unsigned qi, const RscFrame *fr,
+                           const RscSeg *s, NetRscBypass why)
 {
-    ssize_t ret = c->ops->deliver(c->opaque, qi, buf, size, hdr);
+    NetRscVnetHdr gso, *hdr = NULL;
+    ssize_t ret;
 
-    if (ret == 0) {
-        trace_virtio_net_rsc_not_accepted(qi, size);
-        c->stats[RSC_STAT_NOT_ACCEPTED]++;
-        virtio_net_rsc_flush_queue(c, qi, NET_RSC_FLUSH_NO_BUFFER);
-        return 0;
+    if (why == NET_RSC_BYPASS_BACKEND_GSO && s->gso_tcp &&
+        c->rules->rsc_info) {
+        gso = (NetRscVnetHdr) {
+            .flags = s->vnet_flags | VIRTIO_NET_HDR_F_RSC_INFO,
+            .gso_type = s->gso_type,
+            .hdr_len = s->hdr_len,
+            .gso_size = s->gso_size,
+            .csum_start = s->gso_size ?
+                MIN(DIV_ROUND_UP(s->payload_len, s->gso_size), UINT16_MAX) :
+                1,
+        };
+        hdr = &gso;
     }
-    trace_virtio_net_rsc_bypass(qi, rsc_bypass_names[why], size);
-    c->bypass[why]++;
-    c->stats[RSC_STAT_UNCOALESCED]++;
+    ret = c->ops->deliver(c->opaque, qi, fr->buf, fr->size, hdr, fr->info);
+    if (ret != 0) {
+        trace_virtio_net_rsc_bypass(qi, rsc_bypass_names[why], fr->size);
+        c->bypass[why]++;
+        c->stats[RSC_STAT_UNCOALESCED]++;
+    }
     return ret;
 }
 
-/* Why the data segment @s cannot join the unit of @f, or -1 if it can. */
-static int rsc_match(const RscFlow *f, const RscSeg *s)
-{
-    if (s->seq != f->next_seq ||
-        memcmp(s->l2, f->l234, 2 * ETH_ALEN) ||
-        (int32_t)(s->ack - f->ack) < 0 ||
-        s->ipclass != f->ipclass ||
-        (s->tcp_flags & RSC_TCP_FLAG_ECN) != f->ecn_flags ||
-        s->tcphl + s->iphl + ETH_HLEN != f->l234_len ||
-        s->ts_off != f->ts_off ||
-        (f->ts_off && (int32_t)(s->tsval - f->tsval) < 0) ||
-        s->payload_len > f->mss) {
-        return NET_RSC_FLUSH_EXCEPTION;
-    }
-    if (f->l234_len + f->payload + s->payload_len > NET_RSC_MAX_FRAME ||
-        f->segs == UINT16_MAX) {
-        return NET_RSC_FLUSH_FULL;
-    }
-    return -1;
-}
-
-/* Start a unit with the data segment @s.  Returns as receive does. */
+/*
+ * Start a unit on @qi with the data segment @s of @fr; a flow entry must
+ * be free.  Returns as NetRscOps.deliver does.
+ */
 static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
-                         const uint8_t *buf, size_t size)
+                         const RscFrame *fr)
 {
     RscQueue *q = &c->queues[qi];
-    uint16_t idx, *bucket;
+    size_t frame_len = fr->size - fr->vhl;
     RscFlow *f;
     void *unit;
 
-    if (q->free == RSC_NIL) {
-        rsc_flush(c, qi, &q->flows[q->oldest], NET_RSC_FLUSH_EVICT);
-    }
-    switch (c->ops->unit_begin(c->opaque, qi, buf, size,
+    switch (c->ops->unit_begin(c->opaque, qi, fr->buf, fr->size,
                                ETH_HLEN + s->iphl + s->tcphl + s->payload_len,
-                               &unit)) {
+                               fr->info, &unit)) {
     case NET_RSC_BEGIN_OK:
         break;
     case NET_RSC_BEGIN_NO_BUFFER:
-        trace_virtio_net_rsc_not_accepted(qi, size);
-        c->stats[RSC_STAT_NOT_ACCEPTED]++;
-        virtio_net_rsc_flush_queue(c, qi, NET_RSC_FLUSH_NO_BUFFER);
         return 0;
     default:
-        return rsc_deliver(c, qi, buf, size, NULL, NET_RSC_BYPASS_NO_UNIT);
+        return rsc_deliver(c, qi, fr, s, NET_RSC_BYPASS_NO_UNIT);
     }
 
-    idx = q->free;
-    f = &q->flows[idx];
-    q->free = f->hnext;
-    q->held++;
-
-    f->hash = s->hash;
+    f = rsc_link(c, q, s->hash);
     f->v6 = s->v6;
     f->next_seq = s->seq + s->payload_len;
     f->ack = s->ack;
@@ -747,222 +1030,142 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
     f->tsecr = s->tsecr;
     f->ipclass = s->ipclass;
     f->payload = s->payload_len;
-    f->frame_len = size - (s->l2 - buf);
+    f->frame_len = frame_len;
     f->start_ns = c->ops->now(c->opaque);
     f->unit = unit;
     f->win = s->win;
     f->mss = s->payload_len;
     f->segs = 1;
+    f->ip_id = s->ip_id;
+    f->id_fixed = 0;
     f->l234_len = ETH_HLEN + s->iphl + s->tcphl;
     f->iphl = s->iphl;
     f->ts_off = s->ts_off;
     f->ecn_flags = s->tcp_flags & RSC_TCP_FLAG_ECN;
     f->psh = 0;
     f->ttl = s->ttl;
-    if (s->tcphl == sizeof(struct tcp_hdr)) {
+    if (s->v6 && s->iphl != sizeof(struct ip6_header)) {
+        f->layout = RSC_LAYOUT_NONE;
+    } else if (s->tcphl == sizeof(struct tcp_hdr)) {
         f->layout = s->v6 ? RSC_LAYOUT_V6 : RSC_LAYOUT_V4;
     } else if (s->tcphl == 32 && s->ts_off == 24) {
         f->layout = s->v6 ? RSC_LAYOUT_V6_TS : RSC_LAYOUT_V4_TS;
     } else {
         f->layout = RSC_LAYOUT_NONE;
     }
-    if (size - (s->l2 - buf) >= sizeof(f->l234)) {
+    if (frame_len >= sizeof(f->l234)) {
         /* a fixed size copies faster; the bytes past l234_len are unused */
         memcpy(f->l234, s->l2, sizeof(f->l234));
     } else {
         memcpy(f->l234, s->l2, f->l234_len);
     }
-
-    bucket = &q->buckets[s->hash & c->bucket_mask];
-    f->hnext = *bucket;
-    *bucket = idx;
-    f->newer = RSC_NIL;
-    f->older = q->newest;
-    if (q->newest != RSC_NIL) {
-        q->flows[q->newest].newer = idx;
-    } else {
-        q->oldest = idx;
-    }
-    q->newest = idx;
-    q->prev = idx;
-    q->last = RSC_NIL;
-
-    trace_virtio_net_rsc_unit_start(qi, s->seq, s->payload_len);
-    return size;
+    trace_virtio_net_rsc_unit_start(qi, c->rules->name, s->seq,
+                                    s->payload_len);
+    return fr->size;
 }
 
 /*
- * Add @len bytes of payload at @payload, of a segment with sequence
- * number @seq and the given header fields, to the unit of @f.  Returns
- * false if the unit cannot grow.
+ * Carry out RSC_MERGE or RSC_MERGE_FLUSH (then flushing for @cause): add
+ * the data segment @s to the unit of @f.  Returns false, with nothing
+ * changed, if the guest buffers cannot hold it.
  */
-static inline bool rsc_append(NetRscChain *c, unsigned qi, RscFlow *f,
-                              const uint8_t *payload, uint32_t len,
-                              uint32_t seq, uint32_t ack, uint16_t win,
-                              uint32_t tsval, uint32_t tsecr,
-                              uint8_t tcp_flags, uint8_t ttl)
-{
-    if (!c->ops->unit_write(c->opaque, f->unit, f->l234_len + f->payload,
-                            payload, len)) {
-        return false;
-    }
-    f->payload += len;
-    f->next_seq += len;
-    f->ack = ack;
-    f->win = win;
-    f->tsval = tsval;
-    f->tsecr = tsecr;
-    f->psh |= tcp_flags & TCP_FLAG_PSH;
-    f->ttl = MIN(f->ttl, ttl);
-    f->segs++;
-    c->stats[RSC_STAT_MERGED]++;
-    trace_virtio_net_rsc_merge(qi, seq, len, f->segs);
-    if (len < f->mss) {
-        rsc_flush(c, qi, f, NET_RSC_FLUSH_SHORT);
-    }
-    return true;
-}
-
-/*
- * @f took a data segment: track runs of one connection, for which
- * rsc_fast() needs no lookup.
- */
-static inline void rsc_note_merge(RscQueue *q, const RscFlow *f)
-{
-    uint16_t idx = f - q->flows;
-
-    if (f->unit) {          /* else the merge flushed it */
-        q->last = q->prev == idx ? idx : RSC_NIL;
-        q->prev = idx;
-    }
-}
-
-/* Add the data segment @s to the unit of @f.  Returns false if full. */
-static bool rsc_merge(NetRscChain *c, unsigned qi, RscFlow *f,
-                      const RscSeg *s)
-{
-    if (!rsc_append(c, qi, f, s->payload, s->payload_len, s->seq, s->ack,
-                    s->win, s->tsval, s->tsecr, s->tcp_flags, s->ttl)) {
-        return false;
-    }
-    rsc_note_merge(&c->queues[qi], f);
-    return true;
-}
-
-/*
- * A segment without payload for the connection of @f.  An ACK that only
- * changes the window of a coalesced unit is absorbed; anything else
- * flushes the unit and is delivered after it.
- */
-static ssize_t rsc_ack(NetRscChain *c, unsigned qi, RscFlow *f,
-                       const RscSeg *s, const uint8_t *buf, size_t size)
-{
-    NetRscBypass why = NET_RSC_BYPASS_PURE_ACK;
-
-    if (s->seq == f->next_seq && s->ack == f->ack &&
-        !memcmp(s->l2, f->l234, 2 * ETH_ALEN) &&
-        s->ipclass == f->ipclass &&
-        (s->tcp_flags & RSC_TCP_FLAG_ECN) == f->ecn_flags &&
-        s->tcphl + s->iphl + ETH_HLEN == f->l234_len &&
-        s->ts_off == f->ts_off &&
-        (!f->ts_off || (int32_t)(s->tsval - f->tsval) >= 0)) {
-        if (s->win == f->win) {
-            why = NET_RSC_BYPASS_DUP_ACK;
-        } else if (f->segs > 1) {
-            f->win = s->win;
-            f->tsval = s->tsval;
-            f->tsecr = s->tsecr;
-            f->ttl = MIN(f->ttl, s->ttl);
-            c->stats[RSC_STAT_WINDOW_UPDATES]++;
-            return size;
-        }
-    }
-    rsc_flush(c, qi, f, NET_RSC_FLUSH_EXCEPTION);
-    return rsc_deliver(c, qi, buf, size, NULL, why);
-}
-
-/*
- * Deliver a large TCP packet from the backend (vnet header GSO) with its
- * segment count.  Out of line: its header is no burden on the fast path.
- */
-static G_GNUC_NO_INLINE ssize_t rsc_deliver_gso(NetRscChain *c, unsigned qi,
-                                                const RscSeg *s,
-                                                const uint8_t *buf,
-                                                size_t size)
-{
-    NetRscVnetHdr gso = {
-        .flags = s->vnet_flags | VIRTIO_NET_HDR_F_RSC_INFO,
-        .gso_type = s->gso_type,
-        .hdr_len = lduw_le_p(buf + 2),
-        .gso_size = s->gso_size,
-        .csum_start = s->gso_size ?
-            MIN(DIV_ROUND_UP(s->payload_len, s->gso_size), UINT16_MAX) : 1,
-    };
-
-    return rsc_deliver(c, qi, buf, size, &gso, NET_RSC_BYPASS_BACKEND_GSO);
-}
-
-static inline ssize_t rsc_classify(NetRscChain *c, unsigned qi,
-                                   const uint8_t *buf, size_t size,
-                                   size_t vhl, bool rsc4, bool rsc6)
+static inline bool rsc_merge(NetRscChain *c, unsigned qi, RscFlow *f,
+                             const RscSeg *s, RscVerdict v,
+                             NetRscFlushCause cause)
 {
     RscQueue *q = &c->queues[qi];
-    NetRscBypass why;
-    RscFlow *f;
-    RscSeg s;
+    uint16_t idx = f - q->flows;
 
-    switch (rsc_parse(buf, size, vhl, rsc4, rsc6, &s, &why)) {
-    case RSC_CLASS_OTHER:
-        return rsc_deliver(c, qi, buf, size, NULL, why);
-    case RSC_CLASS_ADDRS:
-        rsc_flush_addrs(c, qi, &s);
-        return rsc_deliver(c, qi, buf, size, NULL, why);
-    case RSC_CLASS_CONN:
-        f = rsc_lookup(c, q, &s);
-        if (f) {
-            rsc_flush(c, qi, f, NET_RSC_FLUSH_EXCEPTION);
-        }
-        if (why != NET_RSC_BYPASS_BACKEND_GSO ||
-            (s.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) !=
-            (s.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4)) {
-            return rsc_deliver(c, qi, buf, size, NULL, why);
-        }
-        return rsc_deliver_gso(c, qi, &s, buf, size);
-    case RSC_CLASS_ACK:
-        f = rsc_lookup(c, q, &s);
-        if (f) {
-            return rsc_ack(c, qi, f, &s, buf, size);
-        }
-        return rsc_deliver(c, qi, buf, size, NULL, NET_RSC_BYPASS_PURE_ACK);
-    case RSC_CLASS_DATA:
-        f = rsc_lookup(c, q, &s);
-        if (f) {
-            int cause = rsc_match(f, &s);
+    if (!c->ops->unit_write(c->opaque, f->unit, f->l234_len + f->payload,
+                            s->payload, s->payload_len)) {
+        return false;
+    }
+    f->payload += s->payload_len;
+    f->next_seq += s->payload_len;
+    f->ack = s->ack;
+    f->win = s->win;
+    f->tsval = s->tsval;
+    f->tsecr = s->tsecr;
+    f->psh |= s->tcp_flags & TCP_FLAG_PSH;
+    f->ttl = MIN(f->ttl, s->ttl);
+    f->id_fixed = s->ip_id == f->ip_id;
+    f->ip_id = s->ip_id;
+    f->segs++;
+    c->stats[RSC_STAT_MERGED]++;
+    trace_virtio_net_rsc_merge(qi, s->seq, s->payload_len, f->segs);
+    /* a run of one connection: rsc_fast() needs no lookup */
+    q->last = q->prev == idx ? idx : RSC_NIL;
+    q->prev = idx;
+    if (v == RSC_MERGE_FLUSH) {
+        rsc_flush(c, qi, f, cause);
+    }
+    return true;
+}
 
-            if (cause < 0) {
-                if (rsc_merge(c, qi, f, &s)) {
-                    return size;
-                }
-                cause = NET_RSC_FLUSH_FULL;
-            }
-            rsc_flush(c, qi, f, cause);
+/*
+ * Carry out the verdict @v of rsc_decide() for the segment @s of @fr and
+ * the flow @f (NULL if none).  Returns as NetRscOps.deliver does.
+ */
+static ssize_t rsc_act(NetRscChain *c, unsigned qi, RscFlow *f,
+                       const RscSeg *s, const RscFrame *fr, RscVerdict v,
+                       RscCause cause)
+{
+    RscQueue *q = &c->queues[qi];
+
+    switch (v) {
+    case RSC_MERGE:
+    case RSC_MERGE_FLUSH:
+        if (rsc_merge(c, qi, f, s, v, cause.flush)) {
+            return fr->size;
         }
-        return rsc_start(c, qi, &s, buf, size);
+        /* the guest's buffers cannot take more: the unit is full */
+        cause.flush = NET_RSC_FLUSH_FULL;
+        /* fall through */
+    case RSC_FLUSH_START:
+        rsc_flush(c, qi, f, cause.flush);
+        /* fall through */
+    case RSC_START:
+        if (q->free == RSC_NIL) {
+            rsc_flush(c, qi, &q->flows[q->oldest], NET_RSC_FLUSH_EVICT);
+        }
+        return rsc_start(c, qi, s, fr);
+    case RSC_ABSORB:
+        f->win = s->win;
+        f->tsval = s->tsval;
+        f->tsecr = s->tsecr;
+        f->ttl = MIN(f->ttl, s->ttl);
+        c->stats[RSC_STAT_WINDOW_UPDATES]++;
+        return fr->size;
+    case RSC_FLUSH_ALONE:
+        rsc_flush(c, qi, f, cause.flush);
+        /* fall through */
+    case RSC_ALONE:
+        return rsc_deliver(c, qi, fr, s, cause.bypass);
     }
     g_assert_not_reached();
 }
 
-/* Every frame that rsc_fast() does not take. */
+/* The full path: parse, look up, decide, act. */
 static G_GNUC_NO_INLINE ssize_t rsc_receive(NetRscChain *c, unsigned qi,
-                                            const uint8_t *buf, size_t size,
-                                            size_t vhl, bool rsc4, bool rsc6)
+                                            const RscFrame *fr)
 {
-    ssize_t ret = rsc_classify(c, qi, buf, size, vhl, rsc4, rsc6);
+    RscQueue *q = &c->queues[qi];
+    RscCause cause;
+    RscFlow *f;
+    RscSeg s;
 
-    if (ret > 0) {
-        c->stats[RSC_STAT_SEGMENTS]++;
+    switch (rsc_parse(c, fr, &s)) {
+    case RSC_CLASS_OTHER:
+        break;
+    case RSC_CLASS_ADDRS:
+        rsc_flush_addrs(c, qi, &s);
+        break;
+    case RSC_CLASS_SEGMENT:
+        f = rsc_lookup(c, q, &s);
+        return rsc_act(c, qi, f, &s, fr, rsc_decide(c->rules, f, &s, &cause),
+                       cause);
     }
-    return ret;
+    return rsc_deliver(c, qi, fr, &s, s.bypass);
 }
 
 /* The bits of the 64-bit words at @off of @a and @b that differ in @mask. */
@@ -1012,23 +1215,26 @@ static inline RscFlow *rsc_fast_flow(NetRscChain *c, RscQueue *q,
 }
 
 /*
- * The fast path: a data segment that continues a unit with the same header
- * layout.  Its headers must equal those of the unit's first segment (which
- * passed every check of rsc_parse()) except for the fields the mask leaves
- * out, so only those fields are checked here.  Anything else goes to
- * rsc_receive(), which decides as if this had not been tried.  Only tried
- * when the queue holds units.
+ * The shortcut for a data segment that continues a unit with the same
+ * header layout.  Its headers must equal those of the unit's first
+ * segment (which passed every check of rsc_parse()) except for the fields
+ * the mask leaves out; those fields, the lengths and the checksums are
+ * read here, and rsc_decide() judges them as it judges every segment.
+ * Anything else goes to rsc_receive(), which decides as if this had not
+ * been tried.  Only tried when the queue holds units.
  */
 static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
-                                          const uint8_t *buf, size_t size,
-                                          size_t vhl, bool rsc4, bool rsc6)
+                                          const RscFrame *fr)
 {
     RscQueue *q = &c->queues[qi];
-    RscFlow *f;
-    const uint8_t *l2, *ip, *tcp, *mask;
-    uint32_t l4len, tcphl, len, seq, ack, tsval = 0, tsecr = 0;
+    const uint8_t *buf = fr->buf, *l2, *ip, *tcp, *mask;
+    size_t size = fr->size, vhl = fr->vhl;
+    uint32_t l4len, tcphl;
     bool csum_ok = false;
-    uint8_t ttl;
+    RscCause cause;
+    RscVerdict v;
+    RscFlow *f;
+    RscSeg s;
 
     QEMU_BUILD_BUG_ON(ETH_HLEN + sizeof(struct ip6_header) + 4 >
                       RSC_L234_WORDS * 8);
@@ -1068,52 +1274,48 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
     ip = l2 + ETH_HLEN;
     if (f->v6) {
         l4len = lduw_be_p(ip + 4);
-        if (!rsc6 || l4len > size - vhl - ETH_HLEN - f->iphl) {
+        if (!c->ipv6 || l4len > size - vhl - ETH_HLEN - f->iphl) {
             goto slow;
         }
-        ttl = ip[7];
+        s.ttl = ip[7];
+        s.ip_id = 0;
     } else {
         l4len = lduw_be_p(ip + 2) - f->iphl;
-        if (!rsc4 || lduw_be_p(ip + 2) > size - vhl - ETH_HLEN ||
+        if (!c->ipv4 || lduw_be_p(ip + 2) > size - vhl - ETH_HLEN ||
             !rsc_ip4_csum_ok(ip)) {
             goto slow;
         }
-        ttl = ip[8];
+        s.ttl = ip[8];
+        s.ip_id = lduw_be_p(ip + 4);
     }
     tcp = ip + f->iphl;
     tcphl = f->l234_len - ETH_HLEN - f->iphl;
     /* no payload (or a length shorter than the headers): not for here */
-    if ((int32_t)l4len <= (int32_t)tcphl) {
-        goto slow;
-    }
-    len = l4len - tcphl;
-    seq = ldl_be_p(tcp + 4);
-    ack = ldl_be_p(tcp + 8);
-    if (f->ts_off) {
-        tsval = ldl_be_p(tcp + f->ts_off);
-        tsecr = ldl_be_p(tcp + f->ts_off + 4);
-    }
-    if (seq != f->next_seq || (int32_t)(ack - f->ack) < 0 ||
-        (f->ts_off && (int32_t)(tsval - f->tsval) < 0) || len > f->mss ||
-        f->l234_len + f->payload + len > NET_RSC_MAX_FRAME ||
-        f->segs == UINT16_MAX ||
+    if ((int32_t)l4len <= (int32_t)tcphl ||
         (!csum_ok &&
          net_checksum_finish(rsc_pseudo_sum(ip + (f->v6 ? 8 : 12), f->v6,
                                             l4len) +
-                             rsc_csum(tcp, l4len))) ||
-        !rsc_append(c, qi, f, tcp + tcphl, len, seq, ack,
-                    lduw_be_p(tcp + 14), tsval, tsecr, tcp[13], ttl)) {
+                             rsc_csum(tcp, l4len)))) {
         goto slow;
     }
-    if (q->last == RSC_NIL) {
-        /* found by its key (else prev and last are @f already) */
-        rsc_note_merge(q, f);
+    s.bypass = RSC_MERGEABLE;
+    s.proven = 1;
+    s.payload = tcp + tcphl;
+    s.payload_len = l4len - tcphl;
+    s.seq = ldl_be_p(tcp + 4);
+    s.ack = ldl_be_p(tcp + 8);
+    s.tcp_flags = tcp[13];
+    s.win = lduw_be_p(tcp + 14);
+    s.tsval = f->ts_off ? ldl_be_p(tcp + f->ts_off) : 0;
+    s.tsecr = f->ts_off ? ldl_be_p(tcp + f->ts_off + 4) : 0;
+    v = rsc_decide(c->rules, f, &s, &cause);
+    if ((v == RSC_MERGE || v == RSC_MERGE_FLUSH) &&
+        rsc_merge(c, qi, f, &s, v, cause.flush)) {
+        return size;
     }
-    c->stats[RSC_STAT_SEGMENTS]++;
-    return size;
 
 slow:
-    return rsc_receive(c, qi, buf, size, vhl, rsc4, rsc6);
+    return rsc_receive(c, qi, fr);
 }
 
 /* The header bytes of @layout that rsc_fast() compares (see masks). */
@@ -1146,13 +1348,42 @@ static void rsc_make_mask(unsigned layout, uint8_t *mask)
 
 ssize_t virtio_net_rsc_receive(NetRscChain *chain, unsigned queue,
                                const uint8_t *buf, size_t size,
-                               size_t vnet_hdr_len, bool rsc4, bool rsc6)
+                               size_t vnet_hdr_len, const NetRscRxInfo *info)
 {
+    static const NetRscRxInfo no_info;
+    RscFrame fr = {
+        .buf = buf,
+        .size = size,
+        .vhl = vnet_hdr_len,
+        .info = info ? info : &no_info,
+    };
+    ssize_t ret;
+
     assert(queue < chain->nqueues);
     if (chain->queues[queue].held) {
-        return rsc_fast(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6);
+        ret = rsc_fast(chain, queue, &fr);
+    } else {
+        ret = rsc_receive(chain, queue, &fr);
     }
-    return rsc_receive(chain, queue, buf, size, vnet_hdr_len, rsc4, rsc6);
+    if (ret == 0) {
+        /* the guest has no buffer: let it have those held units take */
+        trace_virtio_net_rsc_not_accepted(queue, size);
+        chain->stats[RSC_STAT_NOT_ACCEPTED]++;
+        virtio_net_rsc_flush_queue(chain, queue, NET_RSC_FLUSH_NO_BUFFER);
+    } else if (ret > 0) {
+        chain->stats[RSC_STAT_SEGMENTS]++;
+    }
+    return ret;
+}
+
+void virtio_net_rsc_configure(NetRscChain *chain, NetRscProfile profile,
+                              bool ipv4, bool ipv6)
+{
+    assert(profile < NET_RSC_PROFILE__MAX);
+    assert(virtio_net_rsc_held(chain) == 0);
+    chain->rules = &rsc_rules[profile];
+    chain->ipv4 = ipv4;
+    chain->ipv6 = ipv6;
 }
 
 void virtio_net_rsc_flush_queue(NetRscChain *chain, unsigned queue,
@@ -1238,6 +1469,8 @@ NetRscChain *virtio_net_rsc_new(const NetRscOps *ops, void *opaque,
     c = g_malloc0(sizeof(*c) + queues * sizeof(RscQueue));
     c->ops = ops;
     c->opaque = opaque;
+    c->rules = &rsc_rules[NET_RSC_PROFILE_RSC_EXT];
+    c->ipv4 = c->ipv6 = true;
     c->interval_ns = interval_ns;
     c->nqueues = queues;
     c->max_flows = max_flows;

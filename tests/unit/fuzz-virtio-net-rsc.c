@@ -570,7 +570,7 @@ static void check_inflight(Ctx *c, const uint8_t *buf, size_t size,
 
 static NetRscBegin fake_begin(void *opaque, unsigned queue,
                               const uint8_t *buf, size_t size, size_t keep,
-                              void **unit)
+                              const NetRscRxInfo *info, void **unit)
 {
     Ctx *c = opaque;
     Entry *e = c->inflight;
@@ -811,7 +811,8 @@ static void fake_end(void *opaque, void *unit, const NetRscVnetHdr *hdr,
 }
 
 static ssize_t fake_deliver(void *opaque, unsigned queue, const uint8_t *buf,
-                            size_t size, const NetRscVnetHdr *hdr)
+                            size_t size, const NetRscVnetHdr *hdr,
+                            const NetRscRxInfo *info)
 {
     Ctx *c = opaque;
     Entry *e = c->inflight;
@@ -917,8 +918,7 @@ static bool receive(Ctx *c, unsigned queue, uint8_t *buf, size_t size,
     GList *l;
 
     c->inflight = e;
-    ret = virtio_net_rsc_receive(c->chain, queue, buf, size, c->vhl,
-                                 c->rsc4, c->rsc6);
+    ret = virtio_net_rsc_receive(c->chain, queue, buf, size, c->vhl, NULL);
     c->inflight = NULL;
     if (ret == 0) {
         CHECK(!e->consumed, "refused frame reached the guest");
@@ -1201,6 +1201,8 @@ static void op_misc(Ctx *c, Reader *r)
         check_flushed(c);
         c->rsc4 = b & 1;
         c->rsc6 = b & 2;
+        virtio_net_rsc_configure(c->chain, NET_RSC_PROFILE_RSC_EXT, c->rsc4,
+                                 c->rsc6);
     }
 }
 
@@ -1307,6 +1309,8 @@ static void setup(Ctx *c, Reader *r)
     g_queue_init(&c->units);
     c->chain = virtio_net_rsc_new(&fake_ops, c, c->nqueues, c->max_flows,
                                   c->interval);
+    virtio_net_rsc_configure(c->chain, NET_RSC_PROFILE_RSC_EXT, c->rsc4,
+                             c->rsc6);
 }
 
 /* The entry point libFuzzer calls; declared by libFuzzer itself. */

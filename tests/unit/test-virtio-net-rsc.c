@@ -45,7 +45,7 @@ typedef struct Fake {
 
 static NetRscBegin fake_begin(void *opaque, unsigned queue,
                               const uint8_t *buf, size_t size, size_t keep,
-                              void **unit)
+                              const NetRscRxInfo *info, void **unit)
 {
     Fake *f = opaque;
     size_t vhl = f->vhl;
@@ -108,7 +108,8 @@ static void fake_end(void *opaque, void *unit, const NetRscVnetHdr *hdr,
 }
 
 static ssize_t fake_deliver(void *opaque, unsigned queue, const uint8_t *buf,
-                            size_t size, const NetRscVnetHdr *hdr)
+                            size_t size, const NetRscVnetHdr *hdr,
+                            const NetRscRxInfo *info)
 {
     Fake *f = opaque;
     size_t vhl = f->vhl;
@@ -275,7 +276,7 @@ static ssize_t rx_queue(Env *e, unsigned queue, const Seg *s)
     size_t len = build(e, s, buf);
 
     return virtio_net_rsc_receive(e->chain, queue, buf, len, e->fake.vhl,
-                                  true, true);
+                                  NULL);
 }
 
 static ssize_t rx(Env *e, const Seg *s)
@@ -777,7 +778,7 @@ static void test_backend_gso_in_run(void)
     buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
     stw_le_p(buf + 2, 54);
     stw_le_p(buf + 4, 100);
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true);
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
     g_assert_cmpuint(e->fake.nout, ==, 2);
     g_assert_true(e->fake.out[0].coalesced);
     g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 3);
@@ -799,17 +800,17 @@ static void test_backend_flags_and_gso(void)
     /* DATA_VALID: a wrong checksum field is not looked at */
     len = build(e, &(Seg){ .seq = 0, .len = 100, .bad_csum = true }, buf);
     buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true);
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
     len = build(e, &(Seg){ .seq = 100, .len = 100, .bad_csum = true }, buf);
     buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true);
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
     /* a GSO packet from the backend: flushes, passes with RSC_INFO */
     len = build(e, &(Seg){ .seq = 200, .len = 3000 }, buf);
     buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
     stw_le_p(buf + 2, 54);
     stw_le_p(buf + 4, 1000);
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, true, true);
+    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
     g_assert_cmpuint(e->fake.nout, ==, 2);
     g_assert_true(e->fake.out[0].coalesced);
     g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 2);
@@ -863,7 +864,7 @@ static void test_truncation(void)
 
             memcpy(copy, buf, cut);
             g_assert_cmpint(virtio_net_rsc_receive(e->chain, 0, copy, cut, 0,
-                                                   true, true), ==, cut);
+                                                   NULL), ==, cut);
             g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 0);
             g_assert_cmpuint(e->fake.nout, ==, before + 1);
             g_assert_cmpmem(e->fake.out[before].frame,

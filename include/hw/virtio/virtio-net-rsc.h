@@ -36,6 +36,7 @@ typedef enum NetRscFlushCause {
     NET_RSC_FLUSH_RESET,        /* device reset or driver not ready */
     NET_RSC_FLUSH_VM_STOP,      /* VM stopped (before migration saves) */
     NET_RSC_FLUSH_LINK_DOWN,    /* link went down */
+    NET_RSC_FLUSH_PUSH,         /* merged a segment with PSH (GRO rules) */
     NET_RSC_FLUSH__MAX,
 } NetRscFlushCause;
 
@@ -53,8 +54,33 @@ typedef enum NetRscBypass {
     NET_RSC_BYPASS_DUP_ACK,     /* duplicate ACK of a held unit */
     NET_RSC_BYPASS_BACKEND_GSO, /* the backend delivered a large packet */
     NET_RSC_BYPASS_NO_UNIT,     /* guest buffers cannot hold a unit */
+    NET_RSC_BYPASS_PUSH,        /* PSH with no unit to end (GRO rules) */
     NET_RSC_BYPASS__MAX,
 } NetRscBypass;
+
+/* The rule set that decides what may be merged, and how it is reported. */
+typedef enum NetRscProfile {
+    /*
+     * Microsoft's RSC rules for guests that negotiated VIRTIO_NET_F_RSC_EXT
+     * (Windows, netkvm): header with RSC_INFO and the segment count.
+     */
+    NET_RSC_PROFILE_RSC_EXT,
+    /*
+     * Linux hardware GRO rules for guests with GUEST_TSO4/6 but no RSC_EXT:
+     * only what GSO turns back into the same segments, NEEDS_CSUM header.
+     */
+    NET_RSC_PROFILE_GRO,
+    NET_RSC_PROFILE__MAX,
+} NetRscProfile;
+
+/*
+ * What travels with a frame from the device, through the engine, to the
+ * guest's header: the RSS hash report (VIRTIO_NET_F_HASH_REPORT).
+ */
+typedef struct NetRscRxInfo {
+    uint32_t hash_value;    /* hash of the frame, as the device computed it */
+    uint16_t hash_report;   /* VIRTIO_NET_HASH_REPORT_*, 0: none */
+} NetRscRxInfo;
 
 /*
  * The virtio-net header of a packet, in host byte order; the caller stores
@@ -65,8 +91,8 @@ typedef struct NetRscVnetHdr {
     uint8_t gso_type;       /* VIRTIO_NET_HDR_GSO_* */
     uint16_t hdr_len;       /* Ethernet + IP + TCP header bytes */
     uint16_t gso_size;      /* MSS */
-    uint16_t csum_start;    /* with RSC_INFO: coalesced segments */
-    uint16_t csum_offset;   /* with RSC_INFO: duplicate ACKs */
+    uint16_t csum_start;    /* RSC_INFO: segments, else TCP header offset */
+    uint16_t csum_offset;   /* RSC_INFO: duplicate ACKs, else 16 */
 } NetRscVnetHdr;
 
 /* Result of NetRscOps.unit_begin. */
@@ -88,11 +114,12 @@ typedef struct NetRscOps {
      * alone would be written.  Only the first @keep bytes of the frame
      * (headers and payload, no trailer) stay in the unit if it grows:
      * return NET_RSC_BEGIN_CANNOT if the buffers taken for the rest could
-     * then not be handed back.  On NET_RSC_BEGIN_OK, *@unit is the handle.
+     * then not be handed back.  @info is the frame's hash report, for the
+     * unit's header.  On NET_RSC_BEGIN_OK, *@unit is the handle.
      */
     NetRscBegin (*unit_begin)(void *opaque, unsigned queue,
                               const uint8_t *buf, size_t size, size_t keep,
-                              void **unit);
+                              const NetRscRxInfo *info, void **unit);
     /*
      * @unit_write: copy @len bytes of @data to frame offset @offset
      * (0 = first byte of the Ethernet header) of @unit, taking more guest
@@ -113,11 +140,13 @@ typedef struct NetRscOps {
     /*
      * @deliver: deliver @buf/@size alone on @queue as virtio-net does
      * without RSC; if @hdr is not NULL it replaces the backend's vnet
-     * header.  Returns @size when delivered (or dropped by the device's
-     * own rules), 0 when the guest has no buffer (retry later).
+     * header; @info is the frame's hash report.  Returns @size when
+     * delivered (or dropped by the device's own rules), 0 when the guest
+     * has no buffer (retry later).
      */
     ssize_t (*deliver)(void *opaque, unsigned queue, const uint8_t *buf,
-                       size_t size, const NetRscVnetHdr *hdr);
+                       size_t size, const NetRscVnetHdr *hdr,
+                       const NetRscRxInfo *info);
     /*
      * @now: the current virtual clock time in ns.  Asked only when a unit
      * starts, not for every segment.
@@ -135,6 +164,8 @@ typedef struct NetRscOps {
  * @interval_ns: a unit is delivered at most this long after its first
  *               segment arrived; 0 means the caller flushes at the end of
  *               each receive burst
+ *
+ * The chain starts with NET_RSC_PROFILE_RSC_EXT for IPv4 and IPv6.
  *
  * Returns: the new chain; memory is allocated only here.
  */
@@ -157,8 +188,8 @@ void virtio_net_rsc_delete(NetRscChain *chain);
  * @buf: the frame, starting with the backend's vnet header
  * @size: bytes in @buf
  * @vnet_hdr_len: bytes of backend vnet header at the start of @buf
- * @rsc4: coalesce TCP over IPv4
- * @rsc6: coalesce TCP over IPv6
+ * @info: what the guest's header of this frame carries besides the
+ *        backend's (hash report), or NULL for nothing
  *
  * The frame is merged into a unit, starts a unit, or is delivered alone
  * (after the unit of its connection, if any).
@@ -169,7 +200,18 @@ void virtio_net_rsc_delete(NetRscChain *chain);
  */
 ssize_t virtio_net_rsc_receive(NetRscChain *chain, unsigned queue,
                                const uint8_t *buf, size_t size,
-                               size_t vnet_hdr_len, bool rsc4, bool rsc6);
+                               size_t vnet_hdr_len, const NetRscRxInfo *info);
+
+/**
+ * virtio_net_rsc_configure: choose the rules and the IP versions
+ *
+ * @chain: the chain; it must hold no unit (flush first)
+ * @profile: the rule set
+ * @ipv4: coalesce TCP over IPv4
+ * @ipv6: coalesce TCP over IPv6
+ */
+void virtio_net_rsc_configure(NetRscChain *chain, NetRscProfile profile,
+                              bool ipv4, bool ipv6);
 
 /**
  * virtio_net_rsc_flush_queue: deliver every unit held on one queue
