@@ -9,6 +9,7 @@
 # the pixels of a PPM screendump).  Exit 1 on the first failed check.
 #
 # Usage: install-check.py QMP_SOCKET OUT_DIR TPM(0|1) RSC_INTERVAL TIMEOUT_S
+#                         MAX_FLOWS   (rsc_max_flows, set with -global)
 
 import json
 import os
@@ -98,7 +99,7 @@ def screen_content(path):
 
 
 def main():
-    qmp_path, out, tpm, interval, timeout = sys.argv[1:6]
+    qmp_path, out, tpm, interval, timeout, max_flows = sys.argv[1:7]
     q = Qmp(qmp_path)
 
     st = q.cmd("query-status")
@@ -123,6 +124,12 @@ def main():
     if got != int(interval):
         fail("net0 rsc_interval is %r, want %s" % (got, interval))
     ok("net0: guest_rsc_ext=true rsc_interval=%d" % got)
+    # What libvirt's qemu:commandline form relies on: -global reaches the
+    # properties virtio-net-pci takes over from virtio-net-device.
+    got = q.cmd("qom-get", path=dev, property="rsc_max_flows")
+    if got != int(max_flows):
+        fail("net0 rsc_max_flows is %r, want %s (from -global)" % (got, max_flows))
+    ok("net0: rsc_max_flows=%d from -global virtio-net-pci.rsc_max_flows" % got)
     stats = q.cmd("qom-get", path=dev, property="rsc-stats")
     if not isinstance(stats, dict) or "segments-received" not in stats:
         fail("net0 rsc-stats has no segments-received: %r" % stats)

@@ -26,6 +26,7 @@ bin=$dest/bin/qemu-system-x86_64
 fw=$dest/share/qemu
 out=$repo/build/install-check
 interval=300000
+max_flows=32
 timeout=${CHECK_TIMEOUT:-180}
 
 [ -x "$bin" ] || die "$bin is missing; run 'make install PREFIX=$prefix' first"
@@ -59,11 +60,11 @@ sed 's/^/    /' "$out/accel.txt"
 echo "$me: -device help | grep virtio-net:"
 grep virtio-net "$out/device.txt" | sed 's/^/    /'
 
-datadir=$("$bin" -L help | head -n 1)
-[ "$datadir" = "$fw" ] ||
-    die "-L help names $datadir first, not $fw: the installed QEMU would use" \
-        "another QEMU's files"
-ok "data directory: $datadir"
+"$bin" -L help > "$out/datadirs.txt"
+grep -qxF "$fw" "$out/datadirs.txt" && ! grep -qvF "$dest/" "$out/datadirs.txt" ||
+    die "-L help lists $(tr '\n' ' ' < "$out/datadirs.txt")- not only directories" \
+        "under $dest: the installed QEMU would use another QEMU's files"
+ok "data directories: $(tr '\n' ' ' < "$out/datadirs.txt")"
 grep -qxE 'sdl|gtk' "$out/display.txt" ||
     die "-display help has neither sdl nor gtk; 'make install' reports which package is missing"
 ok "displays: $(grep -xE 'sdl|gtk|curses|egl-headless|dbus|spice-app' "$out/display.txt" | tr '\n' ' ')"
@@ -165,6 +166,7 @@ fi
     -qmp "unix:$tmp/qmp.sock,server=on,wait=off" \
     -netdev user,id=n0 \
     -device "virtio-net-pci,netdev=n0,id=net0,guest_rsc_ext=on,rsc_interval=$interval" \
+    -global "virtio-net-pci.rsc_max_flows=$max_flows" \
     "${tpm_args[@]}" \
     -D "$out/qemu.log" -pidfile "$tmp/qemu.pid" -daemonize \
     2> "$out/qemu.err" ||
@@ -173,7 +175,7 @@ qemu_pid=$(cat "$tmp/qemu.pid")
 ok "started: q35, $accel, OVMF, -vnc unix:, -sandbox on, -netdev user," \
    "virtio-net-pci,guest_rsc_ext=on$([ $want_tpm = 1 ] && echo ', swtpm TPM')"
 python3 "$repo/scripts/install-check.py" "$tmp/qmp.sock" "$out" "$want_tpm" \
-    "$interval" "$timeout"
+    "$interval" "$timeout" "$max_flows"
 timeout 30 tail --pid="$qemu_pid" -f /dev/null ||
     die "QEMU (pid $qemu_pid) did not exit within 30 s of 'quit'"
 qemu_pid=""

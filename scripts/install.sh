@@ -108,9 +108,19 @@ do_build() {
         printf '%s' "$want" > "$bdir/.rsc-configure"
     fi
     features "$bdir/configure.log"
+    # Only what 'meson install' installs (not QEMU's tests and benchmarks).
+    mapfile -t targets < <("$bdir/pyvenv/bin/meson" introspect --installed "$bdir" |
+        python3 -c 'import json, sys, os
+b = os.path.realpath(sys.argv[1]) + "/"
+for k in sorted(json.load(sys.stdin)):
+    if k.startswith(b):
+        print(k[len(b):])' "$bdir")
+    [ ${#targets[@]} -gt 0 ] && printf '%s\n' "${targets[@]}" | grep -qx qemu-system-x86_64 ||
+        die "meson introspect lists no qemu-system-x86_64 to install; see build/qemu/build-full/configure.log"
     echo "install: building build/qemu/build-full (the first time takes long;" \
          "log: build/qemu/build-full/ninja.log)"
-    flock "$bdir/.ninja.lock" nice -n 10 ninja -C "$bdir" > "$bdir/ninja.log" 2>&1 || {
+    flock "$bdir/.ninja.lock" nice -n 10 ninja -C "$bdir" "${targets[@]}" \
+        > "$bdir/ninja.log" 2>&1 || {
         grep -E 'error|FAILED' "$bdir/ninja.log" | head -n 30 >&2
         die "ninja failed (log: build/qemu/build-full/ninja.log)"
     }
@@ -142,7 +152,7 @@ do_install() {
             "'make install PREFIX=$prefix' (it builds first)"
     stage=$bdir/stage
     rm -rf "$stage"
-    meson install -C "$bdir" --no-rebuild --quiet --destdir "$stage" \
+    "$bdir/pyvenv/bin/meson" install -C "$bdir" --no-rebuild --quiet --destdir "$stage" \
         > "$bdir/install.log" 2>&1 || {
         tail -n 20 "$bdir/install.log" >&2
         die "meson install into the stage failed (log: build/qemu/build-full/install.log)"
