@@ -51,7 +51,7 @@ trap cleanup EXIT
 "$bin" -accel help > "$out/accel.txt"
 "$bin" -device help > "$out/device.txt"
 "$bin" -netdev help > "$out/netdev.txt"
-"$bin" -tpmdev help > "$out/tpmdev.txt"
+"$bin" -tpmdev help > "$out/tpmdev.txt" 2>&1
 "$bin" -device virtio-net-pci,help > "$out/virtio-net-pci.txt"
 echo "$me: $bin -display help:"
 sed 's/^/    /' "$out/display.txt"
@@ -78,7 +78,7 @@ ok "devices: virtio-net-pci usb-host (libusb) virtio-9p-pci (virtfs) tpm-crb qem
 for n in user tap vhost-user; do
     grep -qx "$n" "$out/netdev.txt" || die "-netdev help has no $n"
 done
-grep -qx emulator "$out/tpmdev.txt" || die "-tpmdev help has no emulator backend"
+grep -qE '^ *emulator ' "$out/tpmdev.txt" || die "-tpmdev help has no emulator backend"
 ok "netdevs: user (slirp) tap vhost-user; tpmdev: emulator"
 for p in guest_rsc_ext rsc_interval rsc_max_flows; do
     grep -q "^ *$p=" "$out/virtio-net-pci.txt" ||

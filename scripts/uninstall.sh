@@ -25,7 +25,10 @@ if [ ! -f "$man" ]; then
 fi
 if [ ! -w "$dest/share/virtio-net-rsc" ]; then
     [ "$(id -u)" = 0 ] && die "$dest is not writable even for root; check the mount"
-    die "$dest is not writable; run 'sudo make uninstall'"
+    args=""
+    [ "$prefix" = /usr/local ] || args+=" PREFIX=$prefix"
+    [ -z "${DESTDIR:-}" ] || args+=" DESTDIR=$DESTDIR"
+    die "cannot remove files from $dest (not writable); run 'sudo make uninstall$args'"
 fi
 
 n=0
