@@ -160,8 +160,11 @@ def main():
         q.cmd("screendump", filename=ppm)
         w, h, colours, differ = screen_content(ppm)
         # Not blank: more than one colour, and at least 0.2% of the pixels
-        # (a line of text, a logo) differ from the background.
-        if colours >= 2 and differ * 500 >= w * h:
+        # (a line of text, a logo) differ from the background.  QEMU's own
+        # "Guest has not initialized the display (yet)." (640x480, two
+        # colours) is not the firmware's screen.
+        placeholder = (w, h) == (640, 480) and colours == 2
+        if colours >= 2 and differ * 500 >= w * h and not placeholder:
             break
         if time.monotonic() > deadline:
             fail("the screen is still blank after %ss (%dx%d, %d colours, "
@@ -177,9 +180,15 @@ def main():
         if f.read(8) != b"\x89PNG\r\n\x1a\n":
             fail("%s is not a PNG" % png)
     ok("screendump in PNG: %s" % png)
-    # (QEMU may close the socket before it answers 'quit')
+    # QEMU may close the socket before it answers 'quit': read until it
+    # does (the end of the stream is QEMU going away).
     q.file.write(b'{"execute": "quit"}\n')
     q.file.flush()
+    try:
+        while q.file.readline():
+            pass
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ sed 's/^/    /' "$out/accel.txt"
 echo "$me: -device help | grep virtio-net:"
 grep virtio-net "$out/device.txt" | sed 's/^/    /'
 
-"$bin" -L help > "$out/datadirs.txt"
+"$bin" -L help | while read -r d; do realpath -m "$d"; done > "$out/datadirs.txt"
 grep -qxF "$fw" "$out/datadirs.txt" && ! grep -qvF "$dest/" "$out/datadirs.txt" ||
     die "-L help lists $(tr '\n' ' ' < "$out/datadirs.txt")- not only directories" \
         "under $dest: the installed QEMU would use another QEMU's files"

@@ -177,7 +177,7 @@ do_install() {
     # replaced, not overwritten)
     cp -dR --preserve=mode,timestamps --remove-destination "$stage$prefix/." "$dest/"
     rm -rf "$stage"
-    echo "install: installed $(wc -l < "$man") files into $dest" \
+    echo "install: installed $(wc -l < "$dest/share/virtio-net-rsc/manifest") files into $dest" \
          "($dest/bin/qemu-system-x86_64); 'make install-check PREFIX=$prefix' tests it"
 }
 
