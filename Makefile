@@ -14,6 +14,7 @@
 #   make fuzz         the libFuzzer target (FUZZ_SECONDS=N, default 120)
 #   make bench        side-by-side benchmark against upstream (bench/)
 #   make microbench   the engine on plain memory against one memcpy
+#   make bench-guest  a real Linux guest, rsc_gro off against on (bench/)
 #   make clean        remove build/ and out/ (refuses to drop unsaved edits)
 #   make distclean    clean, and the downloaded QEMU source cache too
 #   make install      a full-featured QEMU (build/qemu/build-full) into PREFIX
@@ -34,7 +35,7 @@ SRC := $(RSC_CACHE)/src
 
 .DEFAULT_GOAL := all
 .PHONY: all deps fetch assemble build check refresh lint series clean distclean \
-	demo check-asan fuzz bench microbench series-check
+	demo check-asan fuzz bench microbench series-check bench-guest
 .PHONY: deps-install install-build install uninstall install-check
 PREFIX ?= /usr/local
 export PREFIX DESTDIR SERIES_AUTHOR
@@ -85,6 +86,9 @@ bench: build
 
 microbench: build
 	@scripts/microbench.sh
+
+bench-guest: build
+	@scripts/guest.sh bench
 
 clean:
 	@scripts/clean.sh

@@ -57,6 +57,7 @@
 #include "libqos/virtio-pci.h"
 #include "standard-headers/linux/virtio_config.h"
 #include "standard-headers/linux/virtio_net.h"
+#include "../tests/include/virtio-net-rsc-frames.h"
 
 #define PCI_SLOT        4
 #define RX_RING_SIZE    1024
@@ -195,29 +196,6 @@ static G_NORETURN G_GNUC_PRINTF(1, 2) void die(const char *fmt, ...)
         kill(qemu_pid, SIGKILL);
     }
     exit(1);
-}
-
-/* --- checksums ----------------------------------------------------- */
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i + 1 < len; i += 2) {
-        sum += (p[i] << 8) | p[i + 1];
-    }
-    if (len & 1) {
-        sum += p[len - 1] << 8;
-    }
-    return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-    while (sum >> 16) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    return sum;
 }
 
 /* --- network namespace, bridge and taps ------------------------------ */
@@ -578,7 +556,7 @@ static void frames_setup(Bench *b)
     for (i = 0; i < opt_mss; i++) {
         b->payload[i] = i * 7 + (i >> 8);
     }
-    b->payload_sum = csum_add(0, b->payload, opt_mss);
+    b->payload_sum = rsc_csum_add(0, b->payload, opt_mss);
     b->hdrs = g_malloc0(MAX_HDR * opt_batch);
     b->tsval = 1000;
 }
@@ -586,59 +564,25 @@ static void frames_setup(Bench *b)
 /* The headers of the next segment of flow @f, into @p. */
 static void build_header(Bench *b, Flow *f, uint8_t *p)
 {
-    size_t l3 = ETH_HLEN, l4 = l3 + (opt_v6 ? 40 : 20);
-    size_t tcp_len = b->hdr_len - l4;
-    uint8_t *ip = p + l3, *tcp = p + l4;
-    uint32_t sum;
+    RscSeg s = {
+        .dst_mac = guest_mac, .src_mac = peer_mac, .v6 = opt_v6,
+        .ttl = 64, .df = true, .ip_id = opt_v6 ? 0 : f->ip_id++,
+        .sport = f->sport, .dport = 5001, .seq = f->seq, .ack = 0x50000000,
+        .flags = TCP_ACK | TCP_PSH, .win = 502,
+        .opts = rsc_seg_ts_opts, .opts_len = opt_ts ? 12 : 0,
+        .tsval = b->tsval, .tsecr = 500, .plen = opt_mss,
+    };
 
-    memcpy(p, guest_mac, 6);
-    memcpy(p + 6, peer_mac, 6);
-    stw_be_p(p + 12, opt_v6 ? ETH_P_IPV6 : ETH_P_IP);
     if (opt_v6) {
-        stl_be_p(ip, 6u << 28);
-        stw_be_p(ip + 4, tcp_len + opt_mss);
-        ip[6] = 6;
-        ip[7] = 64;
-        memset(ip + 8, 0, 32);
-        ip[8] = 0xfd;
-        ip[23] = 1;
-        ip[24] = 0xfd;
-        ip[39] = 2;
-        sum = csum_add(0, ip + 8, 32);
+        s.src_ip[0] = s.dst_ip[0] = 0xfd;       /* fd00::1 -> fd00::2 */
+        s.src_ip[15] = 1;
+        s.dst_ip[15] = 2;
     } else {
-        ip[0] = 0x45;
-        ip[1] = 0;
-        stw_be_p(ip + 2, 20 + tcp_len + opt_mss);
-        stw_be_p(ip + 4, f->ip_id++);
-        stw_be_p(ip + 6, 0x4000);       /* DF */
-        ip[8] = 64;
-        ip[9] = 6;
-        stw_be_p(ip + 10, 0);
-        stl_be_p(ip + 12, 0x0a000001);
-        stl_be_p(ip + 16, 0x0a000002);
-        stw_be_p(ip + 10, ~csum_fold(csum_add(0, ip, 20)) & 0xffff);
-        sum = csum_add(0, ip + 12, 8);
+        stl_be_p(s.src_ip, 0x0a000001);         /* 10.0.0.1 -> 10.0.0.2 */
+        stl_be_p(s.dst_ip, 0x0a000002);
     }
-    stw_be_p(tcp, f->sport);
-    stw_be_p(tcp + 2, 5001);
-    stl_be_p(tcp + 4, f->seq);
-    stl_be_p(tcp + 8, 0x50000000);
-    tcp[12] = (tcp_len / 4) << 4;
-    tcp[13] = TCP_ACK | TCP_PSH;
-    stw_be_p(tcp + 14, 502);
-    stw_be_p(tcp + 16, 0);
-    stw_be_p(tcp + 18, 0);
-    if (opt_ts) {
-        tcp[20] = 1;
-        tcp[21] = 1;
-        tcp[22] = 8;
-        tcp[23] = 10;
-        stl_be_p(tcp + 24, b->tsval);
-        stl_be_p(tcp + 28, 500);
-    }
-    sum += 6 + tcp_len + opt_mss;
-    sum = csum_add(sum, tcp, tcp_len) + b->payload_sum;
-    stw_be_p(tcp + 16, ~csum_fold(sum) & 0xffff);
+    g_assert(rsc_seg_put_headers(&s, p) == b->hdr_len);
+    rsc_seg_put_tcp_csum(&s, p, b->payload_sum);
     f->seq += opt_mss;
 }
 

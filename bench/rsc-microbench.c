@@ -46,10 +46,10 @@
 #include <sys/resource.h>
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
-#include "net/checksum.h"
 #include "net/eth.h"
 #include "standard-headers/linux/virtio_net.h"
 #include "hw/virtio/virtio-net-rsc.h"
+#include "../tests/include/virtio-net-rsc-frames.h"
 #include "rsc-microbench-dpdk.h"
 
 #define VHDR_LEN 12                     /* backend vnet header */
@@ -237,40 +237,23 @@ static unsigned build(Traffic *t, uint64_t i, uint8_t *frame)
      * DPDK's GRO ends a packet where the TCP options change.
      */
     uint32_t tsval = (i / round_len) * 100;
-    uint8_t *l2 = frame + VHDR_LEN, *ip = l2 + ETH_HLEN, *tcp = ip + 20;
-    uint32_t sum;
+    RscSeg s = {
+        .dst_mac = (const uint8_t *)"\x52\x54\x00\x12\x34\x56",
+        .src_mac = (const uint8_t *)"\x52\x54\x00\x65\x43\x21",
+        .ttl = 64, .df = true, .ip_id = i & 0xffff,
+        .sport = 10000 + c, .dport = 5201, .seq = t->seq[c],
+        .ack = 0x12345678, .flags = TCP_FLAG_ACK, .win = 512,
+        .opts = rsc_seg_ts_opts, .opts_len = sizeof(rsc_seg_ts_opts),
+        .tsval = tsval, .tsecr = 0x0badcafe, .plen = PAYLOAD,
+    };
 
+    stl_be_p(s.src_ip, 0x0a010000 | c);
+    stl_be_p(s.dst_ip, 0x0a000002);
     memset(frame, 0, VHDR_LEN);
     frame[0] = t->verify ? 0 : VIRTIO_NET_HDR_F_DATA_VALID;
-    memcpy(l2, "\x52\x54\x00\x12\x34\x56\x52\x54\x00\x65\x43\x21\x08\x00",
-           ETH_HLEN);
-    ip[0] = 0x45;
-    ip[1] = 0;
-    stw_be_p(ip + 2, 20 + TCP_HLEN + PAYLOAD);
-    stw_be_p(ip + 4, i & 0xffff);
-    stw_be_p(ip + 6, IP_DF);
-    ip[8] = 64;
-    ip[9] = IP_PROTO_TCP;
-    stw_be_p(ip + 10, 0);
-    stl_be_p(ip + 12, 0x0a010000 | c);
-    stl_be_p(ip + 16, 0x0a000002);
-    stw_be_p(ip + 10, net_checksum_finish(net_checksum_add(20, ip)));
-    stw_be_p(tcp, 10000 + c);
-    stw_be_p(tcp + 2, 5201);
-    stl_be_p(tcp + 4, t->seq[c]);
-    stl_be_p(tcp + 8, 0x12345678);
-    tcp[12] = (TCP_HLEN / 4) << 4;
-    tcp[13] = TCP_FLAG_ACK;
-    stw_be_p(tcp + 14, 512);
-    stw_be_p(tcp + 16, 0);
-    stw_be_p(tcp + 18, 0);
-    memcpy(tcp + 20, "\x01\x01\x08\x0a", 4);
-    stl_be_p(tcp + 24, tsval);
-    stl_be_p(tcp + 28, 0x0badcafe);
-    memcpy(tcp + TCP_HLEN, t->payload, PAYLOAD);
-    sum = net_checksum_add(8, ip + 12) + IP_PROTO_TCP + TCP_HLEN + PAYLOAD +
-          net_checksum_add(TCP_HLEN, tcp) + t->payload_sum;
-    stw_be_p(tcp + 16, net_checksum_finish(sum));
+    rsc_seg_put_headers(&s, frame + VHDR_LEN);
+    memcpy(frame + VHDR_LEN + L234_LEN, t->payload, PAYLOAD);
+    rsc_seg_put_tcp_csum(&s, frame + VHDR_LEN, t->payload_sum);
     t->seq[c] += PAYLOAD;
     return c;
 }
@@ -553,7 +536,7 @@ int main(int argc, char **argv)
         for (i = 0; i < PAYLOAD; i++) {
             t->payload[i] = (i * 131 + 7) & 0xff;
         }
-        t->payload_sum = net_checksum_add(PAYLOAD, t->payload);
+        t->payload_sum = rsc_csum_add(0, t->payload, PAYLOAD);
     }
     for (i = 0; i < NBUFS + REF_BUFS; i++) {
         /* touched now, so that no page fault is timed */

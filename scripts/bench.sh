@@ -58,29 +58,8 @@ nice -n 19 "$repo/scripts/build.sh" "$base" ||
     die "building the base QEMU failed (log: build/base/build/ninja.log)"
 
 # The harness, with the flags and libqos objects of our build.
-stale=0
-for f in "$repo/bench/rsc-bench.c" "$bdir/libqemuutil.a" "$0"; do
-    [ "$bin" -nt "$f" ] || stale=1
-done
-if [ $stale = 1 ]; then
-    echo "bench: building $bin"
-    # shellcheck disable=SC2207
-    flags=($("$py" "$repo/scripts/compile-flags.py" \
-        "$bdir/compile_commands.json" tests/qtest/virtio-net-test.c)) ||
-        die "cannot read the qtest compile flags from compile_commands.json; run 'make'"
-    # shellcheck disable=SC2207
-    glib=($(pkg-config --libs glib-2.0))
-    # Hold the build dir's lock: its objects must not change under us.
-    (
-        cd "$bdir" && flock 9 &&
-        gcc "${flags[@]}" -c "$repo/bench/rsc-bench.c" -o "$bin.o" &&
-        gcc -pie -o "$bin.tmp" "$bin.o" \
-            libevent-loop-base.a.p/event-loop-base.c.o libqom.a.p/*.o \
-            tests/qtest/libqos/libqos.a.p/*.o tests/qtest/libqos/libqos.a.p/.*.o \
-            -Wl,--start-group libqemuutil.a -lm -pthread "${glib[@]}" -Wl,--end-group
-    ) 9>> "$bdir/.ninja.lock" || die "building the harness failed (compiler messages above)"
-    mv "$bin.tmp" "$bin"
-fi
+build_qtest_prog "$bin" "$repo/bench/rsc-bench.c" -- \
+    "$repo/tests/include/virtio-net-rsc-frames.h" "$0"
 
 # Snapshots of both QEMUs, so that a rebuild during the benchmark changes
 # nothing; each finds its firmware through a qemu-bundle link beside it.

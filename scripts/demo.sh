@@ -4,9 +4,11 @@
 # make demo: the patched QEMU with -device virtio-net-pci,guest_rsc_ext=on
 # receives a real TCP stream from the Linux kernel (a tap in a private
 # network namespace; the socket backend with built segments where no tap
-# can be made).  The guest is the RSC qtest's driver, negotiating like the
-# Windows netkvm driver: it answers the handshake, checks every byte and
-# ACKs.  Three runs: RSC off, rsc_interval=300000, rsc_interval=0.
+# can be made).  The guest is bench/rsc-demo.c, with the driver of the RSC
+# qtest (tests/qtest/virtio-net-rsc-utils.c), negotiating like the Windows
+# netkvm driver: it answers the handshake, checks every byte and ACKs.
+# Three runs: RSC off, rsc_interval=300000, rsc_interval=0.  The program is
+# built here, against build/qemu, into build/bench/rsc-demo.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 me=demo
@@ -14,15 +16,21 @@ me=demo
 . "$repo/scripts/lib.sh"
 
 bdir=$TREE/build
-test=tests/qtest/virtio-net-rsc-test
-[ -x "$bdir/$test" ] || die "$bdir/$test is missing; run 'make' first"
+bin=$repo/build/bench/rsc-demo
+for f in qemu-system-x86_64 compile_commands.json libqemuutil.a \
+         tests/qtest/libqos/libqos.a.p/virtio.c.o; do
+    [ -e "$bdir/$f" ] || die "build/qemu/build is not built (no $f); run 'make' first"
+done
+build_qtest_prog "$bin" "$repo/bench/rsc-demo.c" \
+    "$TREE/tests/qtest/virtio-net-rsc-utils.c" -- \
+    "$TREE/tests/qtest/virtio-net-rsc-utils.h" \
+    "$TREE/tests/include/virtio-net-rsc-frames.h" "$0"
 cd "$bdir"
 echo "demo: $(./qemu-system-x86_64 --version | head -n 1), built from build/qemu"
 echo "demo: -device virtio-net-pci,netdev=n0,guest_rsc_ext=on,rsc_interval=N"
 log=$(mktemp)
 rc=0
-RSC_DEMO=1 QTEST_QEMU_BINARY=./qemu-system-x86_64 \
-    "./$test" --tap -p /x86_64/virtio-net-rsc/demo/kernel-tcp 2>&1 |
+RSC_DEMO=1 QTEST_QEMU_BINARY=./qemu-system-x86_64 "$bin" --tap 2>&1 |
     tee "$log" | sed -u -n 's/^# demo: /demo: /p' || rc=$?
 if [ "$rc" != 0 ] || ! grep -q '^ok ' "$log"; then
     grep -E 'ERROR|^not ok|Bail out' "$log" >&2 || true

@@ -21,7 +21,7 @@ pkgs=(build-essential ninja-build pkgconf libglib2.0-dev libpixman-1-dev
       flex bison ccache dpkg-dev git xz-utils seabios ipxe-qemu
       iproute2 clang llvm libclang-rt-14-dev
       python3-sphinx python3-sphinx-rtd-theme python3-matplotlib valgrind
-      librte-gro23 libbsd-dev)
+      librte-gro23 libbsd-dev cpio)
 backports=(meson python3-pycotap)
 extra=()
 if [ "$mode" = --install ]; then

@@ -163,3 +163,43 @@ ensure_tree() {
         "$repo/scripts/assemble.sh" "$CACHE_SRC" "$TREE"
     fi
 }
+
+# build_qtest_prog BIN SRC... [-- DEP...]: compile the C files SRC with the
+# flags of QEMU's qtests (from build/qemu/build/compile_commands.json) and
+# link them with the libqos, QOM and util objects of build/qemu/build into
+# BIN, unless BIN is newer than every SRC, DEP and libqemuutil.a.  Holds the
+# build directory's lock meanwhile: its objects must not change under us.
+build_qtest_prog() {
+    local bin=$1 bdir=$TREE/build f stale=0 i=0 srcs=() deps=() objs=()
+    local flags glib
+    shift
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do srcs+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    deps=("$@")
+    for f in "${srcs[@]}" "${deps[@]}" "$bdir/libqemuutil.a" "$repo/scripts/lib.sh"; do
+        [ "$bin" -nt "$f" ] || stale=1
+    done
+    [ $stale = 1 ] || return 0
+    echo "${me:-build}: building $bin" >&2
+    # shellcheck disable=SC2207
+    flags=($(/usr/bin/python3 "$repo/scripts/compile-flags.py" \
+        "$bdir/compile_commands.json" tests/qtest/virtio-net-test.c)) ||
+        die "cannot read the qtest compile flags from compile_commands.json; run 'make'"
+    # shellcheck disable=SC2207
+    glib=($(pkg-config --libs glib-2.0))
+    mkdir -p "$(dirname "$bin")"
+    for f in "${srcs[@]}"; do
+        objs+=("$bin.$((i++)).o")
+    done
+    (
+        cd "$bdir" && flock 9 &&
+        for i in "${!srcs[@]}"; do
+            gcc "${flags[@]}" -I"$TREE/tests/qtest" -c "${srcs[$i]}" -o "${objs[$i]}" || exit 1
+        done &&
+        gcc -pie -o "$bin.tmp" "${objs[@]}" \
+            libevent-loop-base.a.p/event-loop-base.c.o libqom.a.p/*.o \
+            tests/qtest/libqos/libqos.a.p/*.o tests/qtest/libqos/libqos.a.p/.*.o \
+            -Wl,--start-group libqemuutil.a -lm -pthread "${glib[@]}" -Wl,--end-group
+    ) 9>> "$bdir/.ninja.lock" || die "building $bin failed (compiler messages above)"
+    mv "$bin.tmp" "$bin"
+}

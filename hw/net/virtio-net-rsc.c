@@ -38,8 +38,9 @@
  * others - is an RscRules table: data that rsc_parse(), rsc_decide() and
  * rsc_finalise() read, not code.
  *
- * Helpers report and callers act: only rsc_act() and the public entry
- * points flush units or deliver frames.
+ * Helpers report and callers act: a unit is flushed or a frame delivered
+ * only where a verdict (rsc_act(), rsc_merge()) or the caller of a public
+ * entry point asks for it, never as a side effect of a helper.
  */
 
 #include "qemu/osdep.h"
@@ -110,6 +111,7 @@ static const char *const rsc_bypass_names[NET_RSC_BYPASS__MAX] = {
     [NET_RSC_BYPASS_BACKEND_GSO] = "bypass-backend-gso",
     [NET_RSC_BYPASS_NO_UNIT] = "bypass-no-unit",
     [NET_RSC_BYPASS_PUSH] = "bypass-push",
+    [NET_RSC_BYPASS_TRAILER] = "bypass-trailer",
 };
 
 static const char *const rsc_flush_names[NET_RSC_FLUSH__MAX] = {
@@ -146,6 +148,12 @@ typedef struct RscRules {
     bool window_updates;    /* absorb pure ACKs that only move the window */
     bool v6_ext;            /* IPv6 extension headers may be merged */
     bool psh_ends;          /* PSH ends the unit, and a unit cannot start */
+    /*
+     * Only what GSO gives back byte for byte is merged: a frame with bytes
+     * after the IP datagram or the IPv4 reserved flag goes alone, the
+     * urgent pointer stays equal even without URG.
+     */
+    bool exact;
     bool rsc_info;          /* header: RSC_INFO (else csum_start/offset) */
 } RscRules;
 
@@ -169,6 +177,7 @@ static const RscRules rsc_rules[NET_RSC_PROFILE__MAX] = {
         .ecn_alone = true,
         .psh_ends = true,
         .v6_ext = true,
+        .exact = true,
     },
 };
 
@@ -196,6 +205,7 @@ typedef struct RscSeg {
     uint32_t tsecr;
     uint32_t ipclass;       /* IPv4: TOS and DF; IPv6: class and label */
     uint16_t win;
+    uint16_t urg;           /* urgent pointer */
     uint16_t ip_id;         /* IPv4 identification */
     uint16_t gso_size;      /* from the backend's vnet header */
     uint16_t hdr_len;       /* from the backend's vnet header */
@@ -203,7 +213,7 @@ typedef struct RscSeg {
     uint8_t gso_type;       /* from the backend's vnet header */
     uint8_t bypass;         /* NetRscBypass, or RSC_MERGEABLE */
     uint8_t gso_tcp;        /* backend GSO of TCP over this IP version */
-    uint8_t proven;         /* rsc_fast() proved the unit's headers equal */
+    uint8_t same_hdrs;      /* headers equal the unit's (rsc_same_hdrs()) */
     uint8_t v6;             /* 1: IPv6, 0: IPv4 */
     uint8_t iphl;           /* IP header bytes */
     uint8_t tcphl;          /* TCP header bytes */
@@ -244,6 +254,7 @@ typedef struct QEMU_ALIGNED(RSC_FLOW_ALIGN) RscFlow {
     uint16_t hnext;         /* next entry in the hash bucket or free list */
     uint16_t older;         /* age list, towards the oldest unit */
     uint16_t newer;         /* age list, towards the newest unit */
+    uint16_t idx;           /* this entry's index in its table */
     uint16_t ip_id;         /* IPv4 ID of the latest segment */
     uint8_t id_fixed;       /* the IPv4 ID stays (else it steps by one) */
     uint8_t v6;             /* key: IP version */
@@ -500,109 +511,97 @@ static bool rsc_parse_options(const uint8_t *tcp, unsigned hl, uint8_t *ts_off)
 }
 
 /*
- * Extract the headers of the frame @fr into @s and classify it under the
- * rules @r.  Never reads outside the frame.  @s->bypass says why the
- * frame is not merged, or is RSC_MERGEABLE.  @s->addrs is valid from
- * RSC_CLASS_ADDRS on, the connection key for RSC_CLASS_SEGMENT.
+ * The IPv4 header at @ip (@l3len bytes to the end of the frame) of the
+ * frame of @s.  Returns RSC_CLASS_SEGMENT, with *@l4len the TCP bytes, if
+ * a TCP header follows; else the class of the frame, @s->bypass its
+ * reason.
  */
-static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
-                          RscSeg *s)
+static RscClass rsc_parse_ip4(const NetRscChain *c, const uint8_t *ip,
+                              size_t l3len, RscSeg *s, uint32_t *l4len)
 {
-    const uint8_t *ip, *tcp;
-    size_t l3len;
-    uint32_t l4len;
-    uint16_t ethertype;
-    uint8_t proto;
+    uint16_t frag;
 
-    memset(s, 0, sizeof(*s));
-    s->bypass = NET_RSC_BYPASS_MALFORMED;
-    if (fr->vhl > fr->size || fr->size - fr->vhl < ETH_HLEN) {
+    if (!c->ipv4) {
+        s->bypass = NET_RSC_BYPASS_DISABLED;
         return RSC_CLASS_OTHER;
     }
-    if (fr->vhl >= sizeof(struct virtio_net_hdr)) {
-        s->vnet_flags = fr->buf[0];
-        s->gso_type = fr->buf[1];
-        s->hdr_len = lduw_le_p(fr->buf + 2);
-        s->gso_size = lduw_le_p(fr->buf + 4);
+    if (l3len < sizeof(struct ip_header)) {
+        return RSC_CLASS_OTHER;
     }
-    s->l2 = fr->buf + fr->vhl;
-    l3len = fr->size - fr->vhl - ETH_HLEN;
-    ip = s->l2 + ETH_HLEN;
-    ethertype = lduw_be_p(s->l2 + 12);
-
-    if (ethertype == ETH_P_IP) {
-        uint16_t frag;
-
-        if (!c->ipv4) {
-            s->bypass = NET_RSC_BYPASS_DISABLED;
-            return RSC_CLASS_OTHER;
-        }
-        if (l3len < sizeof(struct ip_header)) {
-            return RSC_CLASS_OTHER;
-        }
-        /* Readable addresses: keep the order of their connections. */
-        s->addrs = ip + 12;
-        if ((ip[0] >> 4) != 4 || (ip[0] & 0xf) < 5 ||
-            lduw_be_p(ip + 2) > l3len ||
-            lduw_be_p(ip + 2) < (ip[0] & 0xf) * 4) {
-            return RSC_CLASS_ADDRS;
-        }
-        proto = ip[9];
-        if (proto != IP_PROTO_TCP) {
-            s->bypass = NET_RSC_BYPASS_NOT_TCPIP;
-            return RSC_CLASS_OTHER;
-        }
-        frag = lduw_be_p(ip + 6);
-        if (frag & (IP_MF | IP_OFFMASK)) {
-            s->bypass = NET_RSC_BYPASS_FRAGMENT;
-            return RSC_CLASS_ADDRS;
-        }
-        if ((ip[0] & 0xf) != 5) {
-            s->bypass = NET_RSC_BYPASS_IP_OPTIONS;
-            return RSC_CLASS_ADDRS;
-        }
-        s->iphl = sizeof(struct ip_header);
-        s->ipclass = ip[1] | (frag & IP_DF);
-        s->ip_id = lduw_be_p(ip + 4);
-        s->ttl = ip[8];
-        l4len = lduw_be_p(ip + 2) - s->iphl;
-    } else if (ethertype == ETH_P_IPV6) {
-        if (!c->ipv6) {
-            s->bypass = NET_RSC_BYPASS_DISABLED;
-            return RSC_CLASS_OTHER;
-        }
-        if (l3len < sizeof(struct ip6_header)) {
-            return RSC_CLASS_OTHER;
-        }
-        s->v6 = 1;
-        s->addrs = ip + 8;
-        if ((ip[0] >> 4) != 6 ||
-            lduw_be_p(ip + 4) > l3len - sizeof(struct ip6_header)) {
-            return RSC_CLASS_ADDRS;
-        }
-        s->iphl = sizeof(struct ip6_header);
-        proto = ip[6];
-        if (c->rules->v6_ext) {
-            proto = rsc_parse_v6_ext(ip, l3len, proto, &s->iphl);
-        }
-        if (proto != IP_PROTO_TCP) {
-            if (!rsc_ipv6_ext_hdr(proto)) {
-                s->bypass = NET_RSC_BYPASS_NOT_TCPIP;
-                return RSC_CLASS_OTHER;
-            }
-            s->bypass = proto == 44 ? NET_RSC_BYPASS_FRAGMENT :
-                                      NET_RSC_BYPASS_IP_OPTIONS;
-            return RSC_CLASS_ADDRS;
-        }
-        s->ipclass = ldl_be_p(ip) & 0x0fffffff;
-        s->ttl = ip[7];
-        l4len = lduw_be_p(ip + 4) - (s->iphl - sizeof(struct ip6_header));
-    } else {
+    /* Readable addresses: keep the order of their connections. */
+    s->addrs = ip + 12;
+    if ((ip[0] >> 4) != 4 || (ip[0] & 0xf) < 5 ||
+        lduw_be_p(ip + 2) > l3len ||
+        lduw_be_p(ip + 2) < (ip[0] & 0xf) * 4) {
+        return RSC_CLASS_ADDRS;
+    }
+    if (ip[9] != IP_PROTO_TCP) {
         s->bypass = NET_RSC_BYPASS_NOT_TCPIP;
         return RSC_CLASS_OTHER;
     }
+    frag = lduw_be_p(ip + 6);
+    if (frag & (IP_MF | IP_OFFMASK)) {
+        s->bypass = NET_RSC_BYPASS_FRAGMENT;
+        return RSC_CLASS_ADDRS;
+    }
+    if ((ip[0] & 0xf) != 5) {
+        s->bypass = NET_RSC_BYPASS_IP_OPTIONS;
+        return RSC_CLASS_ADDRS;
+    }
+    s->iphl = sizeof(struct ip_header);
+    s->ipclass = ip[1] | (frag & IP_DF);
+    s->ip_id = lduw_be_p(ip + 4);
+    s->ttl = ip[8];
+    *l4len = lduw_be_p(ip + 2) - s->iphl;
+    return RSC_CLASS_SEGMENT;
+}
 
-    tcp = ip + s->iphl;
+/* The IPv6 header at @ip: as rsc_parse_ip4(). */
+static RscClass rsc_parse_ip6(const NetRscChain *c, const uint8_t *ip,
+                              size_t l3len, RscSeg *s, uint32_t *l4len)
+{
+    uint8_t proto;
+
+    if (!c->ipv6) {
+        s->bypass = NET_RSC_BYPASS_DISABLED;
+        return RSC_CLASS_OTHER;
+    }
+    if (l3len < sizeof(struct ip6_header)) {
+        return RSC_CLASS_OTHER;
+    }
+    s->v6 = 1;
+    s->addrs = ip + 8;
+    if ((ip[0] >> 4) != 6 ||
+        lduw_be_p(ip + 4) > l3len - sizeof(struct ip6_header)) {
+        return RSC_CLASS_ADDRS;
+    }
+    s->iphl = sizeof(struct ip6_header);
+    proto = ip[6];
+    if (c->rules->v6_ext) {
+        proto = rsc_parse_v6_ext(ip, l3len, proto, &s->iphl);
+    }
+    if (proto != IP_PROTO_TCP) {
+        if (!rsc_ipv6_ext_hdr(proto)) {
+            s->bypass = NET_RSC_BYPASS_NOT_TCPIP;
+            return RSC_CLASS_OTHER;
+        }
+        s->bypass = proto == 44 ? NET_RSC_BYPASS_FRAGMENT :
+                                  NET_RSC_BYPASS_IP_OPTIONS;
+        return RSC_CLASS_ADDRS;
+    }
+    s->ipclass = ldl_be_p(ip) & 0x0fffffff;
+    s->ttl = ip[7];
+    *l4len = lduw_be_p(ip + 4) - (s->iphl - sizeof(struct ip6_header));
+    return RSC_CLASS_SEGMENT;
+}
+
+/*
+ * The TCP header at @tcp, @l4len bytes of TCP segment, of the frame of
+ * @s whose IP header rsc_parse_ip4/6() read.  Returns its class.
+ */
+static RscClass rsc_parse_tcp(const NetRscChain *c, const uint8_t *tcp,
+                              uint32_t l4len, RscSeg *s)
+{
     /* Data offset read byte-wise: the header may be unaligned. */
     if (l4len < sizeof(struct tcp_hdr) ||
         (tcp[12] >> 4) * 4 < sizeof(struct tcp_hdr) ||
@@ -616,6 +615,7 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
     s->ack = ldl_be_p(tcp + 8);
     s->tcp_flags = tcp[13];
     s->win = lduw_be_p(tcp + 14);
+    s->urg = lduw_be_p(tcp + 18);
     s->payload = tcp + s->tcphl;
     s->payload_len = l4len - s->tcphl;
 
@@ -627,7 +627,7 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
                               VIRTIO_NET_HDR_GSO_TCPV4);
         return RSC_CLASS_SEGMENT;
     }
-    if (!s->v6 && !rsc_ip4_csum_ok(ip)) {
+    if (!s->v6 && !rsc_ip4_csum_ok(s->l2 + ETH_HLEN)) {
         s->bypass = NET_RSC_BYPASS_CHECKSUM;
         return RSC_CLASS_SEGMENT;
     }
@@ -661,6 +661,62 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
     }
     s->bypass = RSC_MERGEABLE;
     return RSC_CLASS_SEGMENT;
+}
+
+/*
+ * Extract the headers of the frame @fr into @s and classify it under the
+ * chain's rules.  Never reads outside the frame.  @s->bypass says why the
+ * frame is not merged, or is RSC_MERGEABLE.  @s->addrs is valid from
+ * RSC_CLASS_ADDRS on, the connection key for RSC_CLASS_SEGMENT.
+ */
+static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
+                          RscSeg *s)
+{
+    const uint8_t *ip;
+    size_t l3len;
+    uint32_t l4len = 0;
+    RscClass class;
+
+    memset(s, 0, sizeof(*s));
+    s->bypass = NET_RSC_BYPASS_MALFORMED;
+    if (fr->vhl > fr->size || fr->size - fr->vhl < ETH_HLEN) {
+        return RSC_CLASS_OTHER;
+    }
+    if (fr->vhl >= sizeof(struct virtio_net_hdr)) {
+        s->vnet_flags = fr->buf[0];
+        s->gso_type = fr->buf[1];
+        s->hdr_len = lduw_le_p(fr->buf + 2);
+        s->gso_size = lduw_le_p(fr->buf + 4);
+    }
+    s->l2 = fr->buf + fr->vhl;
+    l3len = fr->size - fr->vhl - ETH_HLEN;
+    ip = s->l2 + ETH_HLEN;
+
+    switch (lduw_be_p(s->l2 + 12)) {
+    case ETH_P_IP:
+        class = rsc_parse_ip4(c, ip, l3len, s, &l4len);
+        break;
+    case ETH_P_IPV6:
+        class = rsc_parse_ip6(c, ip, l3len, s, &l4len);
+        break;
+    default:
+        s->bypass = NET_RSC_BYPASS_NOT_TCPIP;
+        return RSC_CLASS_OTHER;
+    }
+    if (class != RSC_CLASS_SEGMENT) {
+        return class;
+    }
+    class = rsc_parse_tcp(c, ip + s->iphl, l4len, s);
+    if (c->rules->exact && s->bypass == RSC_MERGEABLE) {
+        if (s->payload_len && s->payload + s->payload_len < ip + l3len) {
+            /* bytes after the IP datagram: GSO could not give them back */
+            s->bypass = NET_RSC_BYPASS_TRAILER;
+        } else if (!s->v6 && (lduw_be_p(ip + 6) & IP_RF)) {
+            /* the reserved flag must be zero */
+            s->bypass = NET_RSC_BYPASS_MALFORMED;
+        }
+    }
+    return class;
 }
 
 static bool rsc_same_conn(const RscFlow *f, const RscSeg *s)
@@ -748,8 +804,8 @@ static void rsc_unlink(NetRscChain *c, RscQueue *q, RscFlow *f)
 /*
  * Whether the headers of @s equal those of the unit of @f where every rule
  * set wants them equal: MAC addresses, TOS and DF (IPv6: class and flow
- * label), header lengths, IPv6 extension headers and the TCP option bytes
- * but timestamp values.
+ * label), header lengths, IPv6 extension headers and their types, and the
+ * TCP option bytes but timestamp values.
  * The connection key is equal already (rsc_lookup()).
  */
 static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
@@ -766,6 +822,8 @@ static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
     return !memcmp(s->l2, f->l234, 2 * ETH_ALEN) &&
            s->ipclass == f->ipclass &&
            s->iphl == f->iphl &&
+           /* IPv6: the same extension header bytes under another type */
+           (!s->v6 || s->l2[ETH_HLEN + 6] == f->l234[ETH_HLEN + 6]) &&
            !memcmp(s->l2 + ETH_HLEN + fixed, f->l234 + ETH_HLEN + fixed,
                    s->iphl - fixed) &&
            ETH_HLEN + s->iphl + s->tcphl == f->l234_len &&
@@ -792,16 +850,48 @@ typedef struct RscCause {
 } RscCause;
 
 /*
+ * Whether the segment @s continues the unit of @f in everything that
+ * pure ACKs and data segments alike must keep, under the rules @r.
+ */
+static inline QEMU_ALWAYS_INLINE bool rsc_continues(const RscRules *r,
+                                                   const RscFlow *f,
+                                                   const RscSeg *s)
+{
+    if (!s->same_hdrs || s->seq != f->next_seq ||
+        (s->tcp_flags & RSC_TCP_FLAG_ECN) != f->ecn_flags) {
+        return false;
+    }
+    if (r->ts_advances ? f->ts_off && (int32_t)(s->tsval - f->tsval) < 0 :
+                         s->tsval != f->tsval || s->tsecr != f->tsecr) {
+        return false;
+    }
+    if (!r->ttl_minimum && s->ttl != f->ttl) {
+        return false;
+    }
+    if (r->exact && s->urg != lduw_be_p(f->l234 + ETH_HLEN + f->iphl + 18)) {
+        return false;
+    }
+    if (r->ip_id_step && !f->v6) {
+        bool step = s->ip_id == (uint16_t)(f->ip_id + 1);
+        bool fixed = s->ip_id == f->ip_id && (f->ipclass & IP_DF);
+
+        return f->segs == 1 ? step || fixed : f->id_fixed ? fixed : step;
+    }
+    return true;
+}
+
+/*
  * The merge decision, for every segment of a connection: compare @s with
  * the unit of @f (NULL: none held) under the rules @r, the way Linux's
  * tcp_gro_receive() gathers everything that forbids a merge into one
- * flush word.  Returns the verdict and fills *@cause.  Changes nothing.
+ * flush.  Returns the verdict and fills *@cause.  Changes nothing.
  */
-static inline RscVerdict rsc_decide(const RscRules *r, const RscFlow *f,
-                                    const RscSeg *s, RscCause *cause)
+static inline QEMU_ALWAYS_INLINE RscVerdict rsc_decide(const RscRules *r,
+                                                       const RscFlow *f,
+                                                       const RscSeg *s,
+                                                       RscCause *cause)
 {
     bool pushed = r->psh_ends && (s->tcp_flags & TCP_FLAG_PSH);
-    bool differ, ecn;
 
     cause->flush = NET_RSC_FLUSH_EXCEPTION;
     cause->bypass = s->bypass;
@@ -817,28 +907,10 @@ static inline RscVerdict rsc_decide(const RscRules *r, const RscFlow *f,
         return s->payload_len && !pushed ? RSC_START : RSC_ALONE;
     }
 
-    /* What no rule set lets change within a unit */
-    differ = !(s->proven || rsc_same_hdrs(f, s)) || s->seq != f->next_seq;
-    ecn = (s->tcp_flags & RSC_TCP_FLAG_ECN) != f->ecn_flags;
-    /* What the rules say about the rest */
-    if (r->ts_advances) {
-        differ |= f->ts_off && (int32_t)(s->tsval - f->tsval) < 0;
-    } else {
-        differ |= s->tsval != f->tsval || s->tsecr != f->tsecr;
-    }
-    if (!r->ttl_minimum) {
-        differ |= s->ttl != f->ttl;
-    }
-    if (r->ip_id_step && !f->v6) {
-        bool step = s->ip_id == (uint16_t)(f->ip_id + 1);
-        bool fixed = s->ip_id == f->ip_id && (f->ipclass & IP_DF);
-
-        differ |= f->segs == 1 ? !step && !fixed :
-                  f->id_fixed ? !fixed : !step;
-    }
-
     if (!s->payload_len) {
-        if (differ || ecn || s->ack != f->ack || !r->window_updates) {
+        /* a window update, a duplicate ACK or any other pure ACK */
+        if (!r->window_updates || !rsc_continues(r, f, s) ||
+            s->ack != f->ack) {
             return RSC_FLUSH_ALONE;
         }
         if (s->win == f->win) {
@@ -848,26 +920,23 @@ static inline RscVerdict rsc_decide(const RscRules *r, const RscFlow *f,
         return f->segs > 1 ? RSC_ABSORB : RSC_FLUSH_ALONE;
     }
 
-    if (ecn && r->ecn_alone) {
+    if (r->ecn_alone &&
+        (s->tcp_flags & RSC_TCP_FLAG_ECN) != f->ecn_flags) {
         cause->bypass = NET_RSC_BYPASS_TCP_FLAGS;
         return RSC_FLUSH_ALONE;
     }
-    differ |= ecn || s->payload_len > f->mss;
-    differ |= r->ack_advances ? (int32_t)(s->ack - f->ack) < 0 :
-                                s->ack != f->ack;
-    if (!r->window_changes) {
-        differ |= s->win != f->win;
-    }
-    if (!differ &&
-        (f->l234_len + f->payload + s->payload_len > NET_RSC_MAX_FRAME ||
-         f->segs == UINT16_MAX)) {
-        cause->flush = NET_RSC_FLUSH_FULL;
-        differ = true;
-    }
-    if (differ) {
+    if (!rsc_continues(r, f, s) || s->payload_len > f->mss ||
+        (r->ack_advances ? (int32_t)(s->ack - f->ack) < 0 :
+                           s->ack != f->ack) ||
+        (!r->window_changes && s->win != f->win)) {
         return pushed ? RSC_FLUSH_ALONE : RSC_FLUSH_START;
     }
-    if (s->payload_len < f->mss) {
+    if (f->l234_len + f->payload + s->payload_len > NET_RSC_MAX_FRAME ||
+        f->segs == UINT16_MAX) {
+        cause->flush = NET_RSC_FLUSH_FULL;
+        return pushed ? RSC_FLUSH_ALONE : RSC_FLUSH_START;
+    }
+    if (unlikely(s->payload_len < f->mss)) {
         cause->flush = NET_RSC_FLUSH_SHORT;
         return RSC_MERGE_FLUSH;
     }
@@ -1066,15 +1135,17 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
 
 /*
  * Carry out RSC_MERGE or RSC_MERGE_FLUSH (then flushing for @cause): add
- * the data segment @s to the unit of @f.  Returns false, with nothing
- * changed, if the guest buffers cannot hold it.
+ * the data segment @s to the unit of @f, under the rules @r.  Returns
+ * false, with nothing changed, if the guest buffers cannot hold it.
  */
-static inline bool rsc_merge(NetRscChain *c, unsigned qi, RscFlow *f,
-                             const RscSeg *s, RscVerdict v,
-                             NetRscFlushCause cause)
+static inline QEMU_ALWAYS_INLINE bool rsc_merge(NetRscChain *c,
+                                                const RscRules *r,
+                                                unsigned qi, RscFlow *f,
+                                                const RscSeg *s, RscVerdict v,
+                                                NetRscFlushCause cause)
 {
     RscQueue *q = &c->queues[qi];
-    uint16_t idx = f - q->flows;
+    uint16_t idx = f->idx;
 
     if (!c->ops->unit_write(c->opaque, f->unit, f->l234_len + f->payload,
                             s->payload, s->payload_len)) {
@@ -1087,16 +1158,23 @@ static inline bool rsc_merge(NetRscChain *c, unsigned qi, RscFlow *f,
     f->tsval = s->tsval;
     f->tsecr = s->tsecr;
     f->psh |= s->tcp_flags & TCP_FLAG_PSH;
-    f->ttl = MIN(f->ttl, s->ttl);
-    f->id_fixed = s->ip_id == f->ip_id;
-    f->ip_id = s->ip_id;
+    if (r->ttl_minimum) {
+        f->ttl = MIN(f->ttl, s->ttl);
+    }
+    if (r->ip_id_step) {
+        f->id_fixed = s->ip_id == f->ip_id;
+        f->ip_id = s->ip_id;
+    }
     f->segs++;
     c->stats[RSC_STAT_MERGED]++;
-    trace_virtio_net_rsc_merge(qi, s->seq, s->payload_len, f->segs);
+    if (trace_event_get_state_backends(TRACE_VIRTIO_NET_RSC_MERGE)) {
+        /* out of line: the check alone is what every merge pays */
+        trace_virtio_net_rsc_merge(qi, s->seq, s->payload_len, f->segs);
+    }
     /* a run of one connection: rsc_fast() needs no lookup */
     q->last = q->prev == idx ? idx : RSC_NIL;
     q->prev = idx;
-    if (v == RSC_MERGE_FLUSH) {
+    if (unlikely(v == RSC_MERGE_FLUSH)) {
         rsc_flush(c, qi, f, cause);
     }
     return true;
@@ -1115,7 +1193,7 @@ static ssize_t rsc_act(NetRscChain *c, unsigned qi, RscFlow *f,
     switch (v) {
     case RSC_MERGE:
     case RSC_MERGE_FLUSH:
-        if (rsc_merge(c, qi, f, s, v, cause.flush)) {
+        if (rsc_merge(c, c->rules, qi, f, s, v, cause.flush)) {
             return fr->size;
         }
         /* the guest's buffers cannot take more: the unit is full */
@@ -1145,27 +1223,62 @@ static ssize_t rsc_act(NetRscChain *c, unsigned qi, RscFlow *f,
     g_assert_not_reached();
 }
 
-/* The full path: parse, look up, decide, act. */
-static G_GNUC_NO_INLINE ssize_t rsc_receive(NetRscChain *c, unsigned qi,
-                                            const RscFrame *fr)
+/*
+ * Account for a frame of @size bytes that the engine answered with @ret:
+ * count it, or, if the guest had no buffer (@ret 0), deliver the queue's
+ * units so that the guest can refill, and the backend retries.  Returns
+ * @ret.
+ */
+static inline QEMU_ALWAYS_INLINE ssize_t rsc_account(NetRscChain *c,
+                                                    unsigned qi, size_t size,
+                                                    ssize_t ret)
 {
+    if (likely(ret > 0)) {
+        c->stats[RSC_STAT_SEGMENTS]++;
+    } else if (ret == 0) {
+        trace_virtio_net_rsc_not_accepted(qi, size);
+        c->stats[RSC_STAT_NOT_ACCEPTED]++;
+        virtio_net_rsc_flush_queue(c, qi, NET_RSC_FLUSH_NO_BUFFER);
+    }
+    return ret;
+}
+
+/*
+ * The full path: parse, look up, decide, act.  Arguments and return as
+ * virtio_net_rsc_receive().
+ */
+static G_GNUC_NO_INLINE ssize_t rsc_receive(NetRscChain *c, unsigned qi,
+                                            const uint8_t *buf, size_t size,
+                                            size_t vhl,
+                                            const NetRscRxInfo *info)
+{
+    static const NetRscRxInfo no_info;
+    const RscFrame fr = {
+        .buf = buf,
+        .size = size,
+        .vhl = vhl,
+        .info = info ? info : &no_info,
+    };
     RscQueue *q = &c->queues[qi];
     RscCause cause;
+    ssize_t ret;
     RscFlow *f;
     RscSeg s;
 
-    switch (rsc_parse(c, fr, &s)) {
-    case RSC_CLASS_OTHER:
+    switch (rsc_parse(c, &fr, &s)) {
+    case RSC_CLASS_SEGMENT:
+        f = rsc_lookup(c, q, &s);
+        s.same_hdrs = f && rsc_same_hdrs(f, &s);
+        ret = rsc_act(c, qi, f, &s, &fr, rsc_decide(c->rules, f, &s, &cause),
+                      cause);
         break;
     case RSC_CLASS_ADDRS:
         rsc_flush_addrs(c, qi, &s);
-        break;
-    case RSC_CLASS_SEGMENT:
-        f = rsc_lookup(c, q, &s);
-        return rsc_act(c, qi, f, &s, fr, rsc_decide(c->rules, f, &s, &cause),
-                       cause);
+        /* fall through */
+    default:
+        ret = rsc_deliver(c, qi, &fr, &s, s.bypass);
     }
-    return rsc_deliver(c, qi, fr, &s, s.bypass);
+    return rsc_account(c, qi, size, ret);
 }
 
 /* The bits of the 64-bit words at @off of @a and @b that differ in @mask. */
@@ -1173,6 +1286,30 @@ static inline uint64_t rsc_masked_diff(const uint8_t *a, const uint8_t *b,
                                        const uint8_t *mask, unsigned off)
 {
     return (ldq_he_p(a + off) ^ ldq_he_p(b + off)) & ldq_he_p(mask + off);
+}
+
+/*
+ * Whether the RSC_L234_WORDS words of headers at @l2 and @l234 are equal
+ * where @mask has bits set.
+ */
+static inline bool rsc_fast_same(const uint8_t *l2, const uint8_t *l234,
+                                 const uint8_t *mask)
+{
+    QEMU_BUILD_BUG_ON(RSC_L234_WORDS != 11);
+    /* addresses and (IPv4) ports first: another connection fails fast */
+    if (rsc_masked_diff(l2, l234, mask, 24) |
+        rsc_masked_diff(l2, l234, mask, 32)) {
+        return false;
+    }
+    return !(rsc_masked_diff(l2, l234, mask, 0) |
+             rsc_masked_diff(l2, l234, mask, 8) |
+             rsc_masked_diff(l2, l234, mask, 16) |
+             rsc_masked_diff(l2, l234, mask, 40) |
+             rsc_masked_diff(l2, l234, mask, 48) |
+             rsc_masked_diff(l2, l234, mask, 56) |
+             rsc_masked_diff(l2, l234, mask, 64) |
+             rsc_masked_diff(l2, l234, mask, 72) |
+             rsc_masked_diff(l2, l234, mask, 80));
 }
 
 /*
@@ -1216,25 +1353,29 @@ static inline RscFlow *rsc_fast_flow(NetRscChain *c, RscQueue *q,
 
 /*
  * The shortcut for a data segment that continues a unit with the same
- * header layout.  Its headers must equal those of the unit's first
- * segment (which passed every check of rsc_parse()) except for the fields
- * the mask leaves out; those fields, the lengths and the checksums are
- * read here, and rsc_decide() judges them as it judges every segment.
- * Anything else goes to rsc_receive(), which decides as if this had not
- * been tried.  Only tried when the queue holds units.
+ * header layout, under the rules @r.  Its headers must equal those of the
+ * unit's first segment (which passed every check of rsc_parse()) except
+ * for the fields the mask leaves out; those fields, the lengths and the
+ * checksums are read here, and rsc_decide() judges them as it judges
+ * every segment.  Anything else goes to rsc_receive(), which decides as
+ * if this had not been tried.
  */
-static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
-                                          const RscFrame *fr)
+static inline QEMU_ALWAYS_INLINE ssize_t
+rsc_fast(NetRscChain *c, unsigned qi, const uint8_t *buf, size_t size,
+               size_t vhl, const NetRscRxInfo *info, const RscRules *r)
 {
     RscQueue *q = &c->queues[qi];
-    const uint8_t *buf = fr->buf, *l2, *ip, *tcp, *mask;
-    size_t size = fr->size, vhl = fr->vhl;
+    const uint8_t *l2, *ip, *tcp;
     uint32_t l4len, tcphl;
     bool csum_ok = false;
     RscCause cause;
     RscVerdict v;
     RscFlow *f;
-    RscSeg s;
+    /*
+     * Every field rsc_decide() and rsc_merge() read is set below: left
+     * uninitialised so that the compiler can keep it in registers.
+     */
+    QEMU_UNINITIALIZED RscSeg s;
 
     QEMU_BUILD_BUG_ON(ETH_HLEN + sizeof(struct ip6_header) + 4 >
                       RSC_L234_WORDS * 8);
@@ -1253,28 +1394,14 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
                             VIRTIO_NET_HDR_F_NEEDS_CSUM);
     }
     l2 = buf + vhl;
-    mask = c->masks[f->layout];
-    QEMU_BUILD_BUG_ON(RSC_L234_WORDS != 11);
-    /* addresses and (IPv4) ports first: another connection fails fast */
-    if (rsc_masked_diff(l2, f->l234, mask, 24) |
-        rsc_masked_diff(l2, f->l234, mask, 32)) {
-        goto slow;
-    }
-    if (rsc_masked_diff(l2, f->l234, mask, 0) |
-        rsc_masked_diff(l2, f->l234, mask, 8) |
-        rsc_masked_diff(l2, f->l234, mask, 16) |
-        rsc_masked_diff(l2, f->l234, mask, 40) |
-        rsc_masked_diff(l2, f->l234, mask, 48) |
-        rsc_masked_diff(l2, f->l234, mask, 56) |
-        rsc_masked_diff(l2, f->l234, mask, 64) |
-        rsc_masked_diff(l2, f->l234, mask, 72) |
-        rsc_masked_diff(l2, f->l234, mask, 80)) {
+    if (!rsc_fast_same(l2, f->l234, c->masks[f->layout])) {
         goto slow;
     }
     ip = l2 + ETH_HLEN;
     if (f->v6) {
         l4len = lduw_be_p(ip + 4);
-        if (!c->ipv6 || l4len > size - vhl - ETH_HLEN - f->iphl) {
+        if (!c->ipv6 || l4len > size - vhl - ETH_HLEN - f->iphl ||
+            (r->exact && l4len != size - vhl - ETH_HLEN - f->iphl)) {
             goto slow;
         }
         s.ttl = ip[7];
@@ -1282,6 +1409,7 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
     } else {
         l4len = lduw_be_p(ip + 2) - f->iphl;
         if (!c->ipv4 || lduw_be_p(ip + 2) > size - vhl - ETH_HLEN ||
+            (r->exact && lduw_be_p(ip + 2) != size - vhl - ETH_HLEN) ||
             !rsc_ip4_csum_ok(ip)) {
             goto slow;
         }
@@ -1299,23 +1427,46 @@ static G_GNUC_NO_INLINE ssize_t rsc_fast(NetRscChain *c, unsigned qi,
         goto slow;
     }
     s.bypass = RSC_MERGEABLE;
-    s.proven = 1;
+    s.same_hdrs = 1;
     s.payload = tcp + tcphl;
     s.payload_len = l4len - tcphl;
     s.seq = ldl_be_p(tcp + 4);
     s.ack = ldl_be_p(tcp + 8);
     s.tcp_flags = tcp[13];
     s.win = lduw_be_p(tcp + 14);
+    s.urg = lduw_be_p(tcp + 18);
     s.tsval = f->ts_off ? ldl_be_p(tcp + f->ts_off) : 0;
     s.tsecr = f->ts_off ? ldl_be_p(tcp + f->ts_off + 4) : 0;
-    v = rsc_decide(c->rules, f, &s, &cause);
+    v = rsc_decide(r, f, &s, &cause);
     if ((v == RSC_MERGE || v == RSC_MERGE_FLUSH) &&
-        rsc_merge(c, qi, f, &s, v, cause.flush)) {
-        return size;
+        rsc_merge(c, r, qi, f, &s, v, cause.flush)) {
+        return rsc_account(c, qi, size, size);
     }
 
 slow:
-    return rsc_receive(c, qi, fr);
+    return rsc_receive(c, qi, buf, size, vhl, info);
+}
+
+/*
+ * The shortcut, made once per rule set so that the compiler folds the
+ * rules into the checks.  Only tried when the queue holds units.
+ */
+static G_GNUC_NO_INLINE ssize_t rsc_fast_rsc_ext(NetRscChain *c, unsigned qi,
+                                                  const uint8_t *buf,
+                                                  size_t size, size_t vhl,
+                                                  const NetRscRxInfo *info)
+{
+    return rsc_fast(c, qi, buf, size, vhl, info,
+                          &rsc_rules[NET_RSC_PROFILE_RSC_EXT]);
+}
+
+static G_GNUC_NO_INLINE ssize_t rsc_fast_gro(NetRscChain *c, unsigned qi,
+                                              const uint8_t *buf, size_t size,
+                                              size_t vhl,
+                                              const NetRscRxInfo *info)
+{
+    return rsc_fast(c, qi, buf, size, vhl, info,
+                          &rsc_rules[NET_RSC_PROFILE_GRO]);
 }
 
 /* The header bytes of @layout that rsc_fast() compares (see masks). */
@@ -1350,30 +1501,14 @@ ssize_t virtio_net_rsc_receive(NetRscChain *chain, unsigned queue,
                                const uint8_t *buf, size_t size,
                                size_t vnet_hdr_len, const NetRscRxInfo *info)
 {
-    static const NetRscRxInfo no_info;
-    RscFrame fr = {
-        .buf = buf,
-        .size = size,
-        .vhl = vnet_hdr_len,
-        .info = info ? info : &no_info,
-    };
-    ssize_t ret;
-
     assert(queue < chain->nqueues);
-    if (chain->queues[queue].held) {
-        ret = rsc_fast(chain, queue, &fr);
-    } else {
-        ret = rsc_receive(chain, queue, &fr);
+    if (!chain->queues[queue].held) {
+        return rsc_receive(chain, queue, buf, size, vnet_hdr_len, info);
     }
-    if (ret == 0) {
-        /* the guest has no buffer: let it have those held units take */
-        trace_virtio_net_rsc_not_accepted(queue, size);
-        chain->stats[RSC_STAT_NOT_ACCEPTED]++;
-        virtio_net_rsc_flush_queue(chain, queue, NET_RSC_FLUSH_NO_BUFFER);
-    } else if (ret > 0) {
-        chain->stats[RSC_STAT_SEGMENTS]++;
+    if (chain->rules == &rsc_rules[NET_RSC_PROFILE_GRO]) {
+        return rsc_fast_gro(chain, queue, buf, size, vnet_hdr_len, info);
     }
-    return ret;
+    return rsc_fast_rsc_ext(chain, queue, buf, size, vnet_hdr_len, info);
 }
 
 void virtio_net_rsc_configure(NetRscChain *chain, NetRscProfile profile,
@@ -1488,6 +1623,7 @@ NetRscChain *virtio_net_rsc_new(const NetRscOps *ops, void *opaque,
             q->buckets[j] = RSC_NIL;
         }
         for (j = 0; j < max_flows; j++) {
+            q->flows[j].idx = j;
             q->flows[j].hnext = j + 1 < max_flows ? j + 1 : RSC_NIL;
         }
         q->free = 0;

@@ -6,10 +6,10 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
-#include "net/checksum.h"
 #include "net/eth.h"
 #include "standard-headers/linux/virtio_net.h"
 #include "hw/virtio/virtio-net-rsc.h"
+#include "../include/virtio-net-rsc-frames.h"
 
 #define VHDR_LEN 12     /* backend vnet header in the vnet-header tests */
 #define MAX_OUT 4096
@@ -204,79 +204,59 @@ typedef struct Seg {
     uint8_t vflags;         /* vnet header flags, if the frames have one */
 } Seg;
 
-/* Payload byte at stream offset @off of the connection of port @sport. */
-static uint8_t pattern(uint16_t sport, uint32_t off)
-{
-    return (off * 7 + sport * 13 + (off >> 8)) & 0xff;
-}
-
+/*
+ * Build the frame of @s into @buf, after a vnet header of e->fake.vhl
+ * bytes (flags @s->vflags).  Payload byte i is rsc_payload_byte(sport,
+ * seq + i).
+ */
 static size_t build(Env *e, const Seg *s, uint8_t *buf)
 {
-    uint8_t *l2 = buf + e->fake.vhl, *ip = l2 + ETH_HLEN, *tcp;
-    unsigned iphl = s->v6 ? 40 : 20, tcphl = s->ts ? 32 : 20, i;
-    uint32_t tcplen = tcphl + s->len, sum;
+    static const uint8_t dst[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+    static const uint8_t src[6] = { 0x52, 0x54, 0x00, 0x65, 0x43, 0x21 };
+    uint16_t sport = s->sport ? s->sport : 1000;
+    RscSeg r = {
+        .dst_mac = dst, .src_mac = src, .v6 = s->v6,
+        .tos = s->tos, .ttl = s->ttl ? s->ttl : 64, .df = s->df,
+        .ip_id = s->v6 ? 0 : 0x1234,
+        .sport = sport, .dport = 80, .seq = s->seq, .ack = s->ack,
+        .flags = s->flags ? s->flags : TCP_FLAG_ACK,
+        .win = s->win ? s->win : 1000,
+        .opts = rsc_seg_ts_opts, .opts_len = s->ts ? 12 : 0,
+        .tsval = s->tsval, .tsecr = s->tsecr,
+        .plen = s->len, .stream = sport, .pay_off = s->seq,
+        .trailer = s->pad,
+        .ip_csum_xor = s->bad_ip_csum ? 0x100 : 0,
+        .tcp_csum_xor = s->bad_csum ? 1 : 0,
+    };
 
-    memset(buf, 0, e->fake.vhl + ETH_HLEN + iphl + tcplen + s->pad);
+    if (s->v6) {
+        r.src_ip[0] = r.dst_ip[0] = 0x20;       /* 2000::1 -> 2000::2 */
+        r.src_ip[15] = 1;
+        r.dst_ip[15] = 2;
+    } else {
+        stl_be_p(r.src_ip, 0x0a000001);         /* 10.0.0.1 -> 10.0.0.2 */
+        stl_be_p(r.dst_ip, 0x0a000002);
+    }
+    memset(buf, 0, e->fake.vhl);
     if (e->fake.vhl) {
         buf[0] = s->vflags;
     }
-    memcpy(l2, "\x52\x54\x00\x12\x34\x56\x52\x54\x00\x65\x43\x21", 12);
-    if (s->v6) {
-        stw_be_p(l2 + 12, ETH_P_IPV6);
-        stl_be_p(ip, 0x60000000 | (s->tos << 20));
-        stw_be_p(ip + 4, tcplen);
-        ip[6] = IP_PROTO_TCP;
-        ip[7] = s->ttl ? s->ttl : 64;
-        ip[8] = 0x20;
-        ip[23] = 1;
-        ip[24] = 0x20;
-        ip[39] = 2;
-    } else {
-        stw_be_p(l2 + 12, ETH_P_IP);
-        ip[0] = 0x45;
-        ip[1] = s->tos;
-        stw_be_p(ip + 2, iphl + tcplen);
-        stw_be_p(ip + 4, 0x1234);
-        stw_be_p(ip + 6, s->df ? IP_DF : 0);
-        ip[8] = s->ttl ? s->ttl : 64;
-        ip[9] = IP_PROTO_TCP;
-        stl_be_p(ip + 12, 0x0a000001);
-        stl_be_p(ip + 16, 0x0a000002);
-        stw_be_p(ip + 10, net_checksum_finish(net_checksum_add(20, ip)) ^
-                          (s->bad_ip_csum ? 0x100 : 0));
-    }
-    tcp = ip + iphl;
-    stw_be_p(tcp, s->sport ? s->sport : 1000);
-    stw_be_p(tcp + 2, 80);
-    stl_be_p(tcp + 4, s->seq);
-    stl_be_p(tcp + 8, s->ack);
-    tcp[12] = (tcphl / 4) << 4;
-    tcp[13] = s->flags ? s->flags : TCP_FLAG_ACK;
-    stw_be_p(tcp + 14, s->win ? s->win : 1000);
-    if (s->ts) {
-        tcp[20] = 1;
-        tcp[21] = 1;
-        tcp[22] = 8;
-        tcp[23] = 10;
-        stl_be_p(tcp + 24, s->tsval);
-        stl_be_p(tcp + 28, s->tsecr);
-    }
-    for (i = 0; i < s->len; i++) {
-        tcp[tcphl + i] = pattern(s->sport ? s->sport : 1000, s->seq + i);
-    }
-    sum = net_checksum_add(s->v6 ? 32 : 8, ip + (s->v6 ? 8 : 12)) +
-          IP_PROTO_TCP + tcplen + net_checksum_add(tcplen, tcp);
-    stw_be_p(tcp + 16, net_checksum_finish(sum) ^ (s->bad_csum ? 1 : 0));
-    return e->fake.vhl + ETH_HLEN + iphl + tcplen + s->pad;
+    return e->fake.vhl + rsc_seg_build(&r, buf + e->fake.vhl);
+}
+
+/* Offer the @len-byte frame @buf (after its vnet header) on @queue. */
+static ssize_t rx_frame(Env *e, unsigned queue, const uint8_t *buf,
+                        size_t len)
+{
+    return virtio_net_rsc_receive(e->chain, queue, buf, len, e->fake.vhl,
+                                  NULL);
 }
 
 static ssize_t rx_queue(Env *e, unsigned queue, const Seg *s)
 {
     uint8_t buf[70000];
-    size_t len = build(e, s, buf);
 
-    return virtio_net_rsc_receive(e->chain, queue, buf, len, e->fake.vhl,
-                                  NULL);
+    return rx_frame(e, queue, buf, build(e, s, buf));
 }
 
 static ssize_t rx(Env *e, const Seg *s)
@@ -289,44 +269,72 @@ static void flush(Env *e)
     virtio_net_rsc_flush_all(e->chain, NET_RSC_FLUSH_BURST);
 }
 
-/* Check that @o is a valid TCP packet whose payload matches the stream. */
+/*
+ * Check that @o is a valid TCP packet of @len payload bytes from @seq on,
+ * whose payload matches the stream.
+ */
 static void check_pkt(const OutPkt *o, bool v6, uint32_t seq, uint32_t len)
 {
-    const uint8_t *ip = o->frame + ETH_HLEN, *tcp;
-    unsigned iphl = v6 ? 40 : 20, tcphl, i;
+    RscSegView v;
 
-    g_assert_cmpuint(o->len, >=, ETH_HLEN + iphl + 20);
-    tcp = ip + iphl;
-    tcphl = (tcp[12] >> 4) * 4;
-    g_assert_cmpuint(ldl_be_p(tcp + 4), ==, seq);
-    if (v6) {
-        g_assert_cmpuint(lduw_be_p(ip + 4), ==, tcphl + len);
-    } else {
-        g_assert_cmpuint(lduw_be_p(ip + 2), ==, iphl + tcphl + len);
-        g_assert_cmpuint(net_checksum_finish(net_checksum_add(20,
-                                                              (uint8_t *)ip)),
-                         ==, 0);
+    g_assert_true(rsc_seg_parse(o->frame, o->len, &v));
+    g_assert_cmpint(v.v6, ==, v6);
+    g_assert_cmpuint(v.seq, ==, seq);
+    g_assert_cmpuint(v.plen, ==, len);
+    g_assert_true(rsc_seg_ip_csum_ok(o->frame, &v));
+    g_assert_cmpint(rsc_payload_mismatch(o->frame + v.hdr_len, len, v.sport,
+                                         seq), ==, -1);
+}
+
+/*
+ * Check that @o is, byte for byte and with its vnet header, the unit the
+ * device must make of the segments @s[0..n-1]: the reference of
+ * tests/include/virtio-net-rsc-frames.h.
+ */
+static void check_unit(Env *e, const OutPkt *o, const Seg *s, unsigned n)
+{
+    g_autofree const uint8_t **segs = g_new(const uint8_t *, n);
+    g_autofree size_t *lens = g_new(size_t, n);
+    g_autofree uint8_t *exp = g_malloc(RSC_SEG_MAX_UNIT);
+    g_autofree uint8_t *bufs = g_malloc((size_t)n * 70000);
+    uint8_t vhdr[RSC_SEG_VHDR_LEN] = { 0 };
+    size_t len;
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        uint8_t *b = bufs + (size_t)i * 70000;
+
+        lens[i] = build(e, &s[i], b) - e->fake.vhl;
+        segs[i] = b + e->fake.vhl;
     }
-    g_assert_cmpuint(o->len, >=, ETH_HLEN + iphl + tcphl + len);
-    for (i = 0; i < len; i++) {
-        g_assert_cmpuint(tcp[tcphl + i], ==,
-                         pattern(lduw_be_p(tcp), seq + i));
-    }
+    len = rsc_unit_expect(segs, lens, n, exp, vhdr);
+    g_assert_cmpuint(len, !=, 0);
+    g_assert_true(o->coalesced);
+    g_assert_cmpmem(o->frame, o->len, exp, len);
+    g_assert_cmpuint(o->hdr.flags, ==, vhdr[0]);
+    g_assert_cmpuint(o->hdr.gso_type, ==, vhdr[1]);
+    g_assert_cmpuint(o->hdr.hdr_len, ==, lduw_le_p(vhdr + 2));
+    g_assert_cmpuint(o->hdr.gso_size, ==, lduw_le_p(vhdr + 4));
+    g_assert_cmpuint(o->hdr.csum_start, ==, lduw_le_p(vhdr + 6));
+    g_assert_cmpuint(o->hdr.csum_offset, ==, lduw_le_p(vhdr + 8));
 }
 
 static void test_merge_basic(void)
 {
+    const Seg s[] = {
+        { .seq = 100, .ack = 5, .len = 1000 },
+        { .seq = 1100, .ack = 7, .len = 1000,
+          .flags = TCP_FLAG_ACK | TCP_FLAG_PSH, .win = 2000, .ttl = 30 },
+        { .seq = 2100, .ack = 7, .len = 1000, .win = 3000 },
+    };
     Env *e = env_new(8, 0);
     const OutPkt *o;
     const uint8_t *tcp;
-    uint32_t sum;
+    RscSegView v;
 
-    g_assert_cmpint(rx(e, &(Seg){ .seq = 100, .ack = 5, .len = 1000 }), >, 0);
-    g_assert_cmpint(rx(e, &(Seg){ .seq = 1100, .ack = 7, .len = 1000,
-                                  .flags = TCP_FLAG_ACK | TCP_FLAG_PSH,
-                                  .win = 2000, .ttl = 30 }), >, 0);
-    g_assert_cmpint(rx(e, &(Seg){ .seq = 2100, .ack = 7, .len = 1000,
-                                  .win = 3000 }), >, 0);
+    g_assert_cmpint(rx(e, &s[0]), >, 0);
+    g_assert_cmpint(rx(e, &s[1]), >, 0);
+    g_assert_cmpint(rx(e, &s[2]), >, 0);
     g_assert_cmpuint(e->fake.nout, ==, 0);
     flush(e);
     g_assert_cmpuint(e->fake.nout, ==, 1);
@@ -348,9 +356,9 @@ static void test_merge_basic(void)
     g_assert_cmpuint(o->frame[14 + 8], ==, 30);
     g_assert_cmpuint(lduw_be_p(o->frame + 14 + 4), ==, 0x1234);
     /* pseudo-header checksum, not inverted */
-    sum = net_checksum_add(8, o->frame + 26) + IP_PROTO_TCP + 20 + 3000;
-    g_assert_cmpuint(lduw_be_p(tcp + 16), ==,
-                     (uint16_t)~net_checksum_finish(sum));
+    g_assert_true(rsc_seg_parse(o->frame, o->len, &v));
+    g_assert_true(rsc_seg_tcp_csum_ok(o->frame, &v, true));
+    check_unit(e, o, s, 3);
     env_free(e);
 }
 
@@ -386,13 +394,15 @@ static void test_padding_not_copied(void)
 
 static void test_timestamps(void)
 {
+    const Seg s[] = {
+        { .seq = 0, .len = 100, .ts = true, .tsval = 10, .tsecr = 3 },
+        { .seq = 100, .len = 100, .ts = true, .tsval = 11, .tsecr = 4 },
+    };
     Env *e = env_new(8, 0);
     const uint8_t *tcp;
 
-    rx(e, &(Seg){ .seq = 0, .len = 100, .ts = true, .tsval = 10,
-                  .tsecr = 3 });
-    rx(e, &(Seg){ .seq = 100, .len = 100, .ts = true, .tsval = 11,
-                  .tsecr = 4 });
+    rx(e, &s[0]);
+    rx(e, &s[1]);
     /* older timestamp: flush, starts a new unit */
     rx(e, &(Seg){ .seq = 200, .len = 100, .ts = true, .tsval = 9,
                   .tsecr = 4 });
@@ -404,6 +414,7 @@ static void test_timestamps(void)
     tcp = e->fake.out[0].frame + 34;
     g_assert_cmpuint(ldl_be_p(tcp + 24), ==, 11);
     g_assert_cmpuint(ldl_be_p(tcp + 28), ==, 4);
+    check_unit(e, &e->fake.out[0], s, 2);
     g_assert_false(e->fake.out[1].coalesced);
     check_pkt(&e->fake.out[1], false, 200, 100);
     env_free(e);
@@ -411,10 +422,14 @@ static void test_timestamps(void)
 
 static void test_ipv6(void)
 {
+    const Seg s[] = {
+        { .v6 = true, .seq = 0, .len = 500, .ttl = 9 },
+        { .v6 = true, .seq = 500, .len = 500, .ttl = 7 },
+    };
     Env *e = env_new(8, 0);
 
-    rx(e, &(Seg){ .v6 = true, .seq = 0, .len = 500, .ttl = 9 });
-    rx(e, &(Seg){ .v6 = true, .seq = 500, .len = 500, .ttl = 7 });
+    rx(e, &s[0]);
+    rx(e, &s[1]);
     /* a new traffic class ends the unit */
     rx(e, &(Seg){ .v6 = true, .seq = 1000, .len = 500, .tos = 4 });
     flush(e);
@@ -423,6 +438,7 @@ static void test_ipv6(void)
                      VIRTIO_NET_HDR_GSO_TCPV6);
     g_assert_cmpuint(e->fake.out[0].frame[14 + 7], ==, 7);
     check_pkt(&e->fake.out[0], true, 0, 1000);
+    check_unit(e, &e->fake.out[0], s, 2);
     check_pkt(&e->fake.out[1], true, 1000, 500);
     env_free(e);
 }
@@ -761,24 +777,35 @@ static void test_multiqueue(void)
  * longer than the MSS, is never merged: the unit goes first, then the
  * packet with its segment count.
  */
+/*
+ * Offer @s (IPv4, no TCP options) as a GSO packet of the backend, with
+ * NEEDS_CSUM and @gso_size, after a vnet header.
+ */
+static ssize_t rx_gso(Env *e, const Seg *s, uint16_t gso_size)
+{
+    uint8_t buf[70000];
+    size_t len;
+
+    g_assert(e->fake.vhl >= 10 && !s->v6 && !s->ts);
+    len = build(e, s, buf);
+    buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+    stw_le_p(buf + 2, 54);
+    stw_le_p(buf + 4, gso_size);
+    return rx_frame(e, 0, buf, len);
+}
+
 static void test_backend_gso_in_run(void)
 {
     Env *e = env_new(8, 0);
-    uint8_t buf[70000];
     uint32_t seq;
-    size_t len;
 
     e->fake.vhl = VHDR_LEN;
     for (seq = 0; seq < 300; seq += 100) {
         rx(e, &(Seg){ .seq = seq, .len = 100,
                       .vflags = VIRTIO_NET_HDR_F_DATA_VALID });
     }
-    len = build(e, &(Seg){ .seq = 300, .len = 100 }, buf);
-    buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-    buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
-    stw_le_p(buf + 2, 54);
-    stw_le_p(buf + 4, 100);
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
+    rx_gso(e, &(Seg){ .seq = 300, .len = 100 }, 100);
     g_assert_cmpuint(e->fake.nout, ==, 2);
     g_assert_true(e->fake.out[0].coalesced);
     g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 3);
@@ -793,24 +820,15 @@ static void test_backend_gso_in_run(void)
 static void test_backend_flags_and_gso(void)
 {
     Env *e = env_new(8, 0);
-    uint8_t buf[70000];
-    size_t len;
 
     e->fake.vhl = VHDR_LEN;
     /* DATA_VALID: a wrong checksum field is not looked at */
-    len = build(e, &(Seg){ .seq = 0, .len = 100, .bad_csum = true }, buf);
-    buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
-    len = build(e, &(Seg){ .seq = 100, .len = 100, .bad_csum = true }, buf);
-    buf[0] = VIRTIO_NET_HDR_F_DATA_VALID;
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
+    rx(e, &(Seg){ .seq = 0, .len = 100, .bad_csum = true,
+                  .vflags = VIRTIO_NET_HDR_F_DATA_VALID });
+    rx(e, &(Seg){ .seq = 100, .len = 100, .bad_csum = true,
+                  .vflags = VIRTIO_NET_HDR_F_DATA_VALID });
     /* a GSO packet from the backend: flushes, passes with RSC_INFO */
-    len = build(e, &(Seg){ .seq = 200, .len = 3000 }, buf);
-    buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-    buf[1] = VIRTIO_NET_HDR_GSO_TCPV4;
-    stw_le_p(buf + 2, 54);
-    stw_le_p(buf + 4, 1000);
-    virtio_net_rsc_receive(e->chain, 0, buf, len, e->fake.vhl, NULL);
+    rx_gso(e, &(Seg){ .seq = 200, .len = 3000 }, 1000);
     g_assert_cmpuint(e->fake.nout, ==, 2);
     g_assert_true(e->fake.out[0].coalesced);
     g_assert_cmpuint(e->fake.out[0].hdr.csum_start, ==, 2);
@@ -863,8 +881,7 @@ static void test_truncation(void)
             unsigned before = e->fake.nout;
 
             memcpy(copy, buf, cut);
-            g_assert_cmpint(virtio_net_rsc_receive(e->chain, 0, copy, cut, 0,
-                                                   NULL), ==, cut);
+            g_assert_cmpint(rx_frame(e, 0, copy, cut), ==, cut);
             g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 0);
             g_assert_cmpuint(e->fake.nout, ==, before + 1);
             g_assert_cmpmem(e->fake.out[before].frame,
