@@ -20,10 +20,15 @@
 #   make bench-guest  a real Linux guest, rsc_gro off against on (bench/)
 #   make clean        remove build/ and out/ (refuses to drop unsaved edits)
 #   make distclean    clean, and the downloaded QEMU source cache too
+#   make install      a full-featured QEMU (build/qemu/build-full) into PREFIX
+#   make uninstall    remove what 'make install' installed into PREFIX
+#   make install-check  boot the installed QEMU (q35, OVMF, VNC, TPM, RSC)
+#   make deps-install the packages of 'make check' and 'make install'
 #
 # Variables: QEMU_SRC=/path/to/qemu (base on that checkout instead of the
 # Debian source), RSC_CACHE=dir (cache, default ~/.cache/virtio-net-rsc),
 # FORCE=1 (clean even with unsaved edits in build/qemu).
+# PREFIX=dir (default /usr/local) and DESTDIR=dir for install/uninstall.
 
 RSC_CACHE ?= $(HOME)/.cache/virtio-net-rsc
 export RSC_CACHE QEMU_SRC FORCE FUZZ_SECONDS
@@ -35,6 +40,9 @@ SRC := $(RSC_CACHE)/src
 .PHONY: all deps fetch assemble build check refresh lint series clean distclean \
 	demo check-asan fuzz fuzz-coverage fuzz-device bench microbench series-check \
 	bench-guest
+.PHONY: deps-install install-build install uninstall install-check
+PREFIX ?= /usr/local
+export PREFIX DESTDIR SERIES_AUTHOR
 MAKEFLAGS += --no-print-directory
 # A failed step must stop everything after it, even with -k or -j.
 .NOTPARALLEL:
@@ -97,3 +105,21 @@ clean:
 
 distclean:
 	@scripts/clean.sh --dist
+
+deps-install:
+	@scripts/deps.sh --install
+
+install-build: deps-install
+	@$(MAKE) assemble
+	@scripts/install.sh build
+
+install:
+	@scripts/install.sh preflight
+	@$(MAKE) install-build
+	@scripts/install.sh install
+
+uninstall:
+	@scripts/uninstall.sh
+
+install-check: deps-install
+	@scripts/install-check.sh

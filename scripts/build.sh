@@ -46,7 +46,9 @@ flock "$bdir/.ninja.lock" ninja -C "$bdir" build.ninja > "$bdir/ninja.log" 2>&1 
     exit 1
 }
 targets=(qemu-system-x86_64 tests/qtest/qos-test)
-for t in tests/qtest/virtio-net-rsc-test tests/unit/test-virtio-net-rsc; do
+for t in tests/qtest/virtio-net-rsc-test tests/unit/test-virtio-net-rsc \
+         tests/qtest/virtio-net-rsc-gro-test tests/unit/test-virtio-net-rsc-gro \
+         tests/qtest/virtio-net-rsc-mq-test; do
     if grep -q "^build $t:" "$bdir/build.ninja"; then
         targets+=("$t")
     fi

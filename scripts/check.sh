@@ -24,7 +24,10 @@ me=check
 #   cmd  NAME COMMAND...       a command from the repository root; 1 test
 suites() {
     glib unit-rsc       tests/unit/test-virtio-net-rsc
+    glib unit-rsc-gro   tests/unit/test-virtio-net-rsc-gro
     glib qtest-rsc      tests/qtest/virtio-net-rsc-test
+    glib qtest-rsc-mq   tests/qtest/virtio-net-rsc-mq-test
+    glib qtest-rsc-gro  tests/qtest/virtio-net-rsc-gro-test
     cmd  demo           scripts/demo.sh
     qos  qos-virtio-net '^/x86_64/pc/.*/virtio-net[^/]*/'
     cmd  guest          scripts/guest.sh check

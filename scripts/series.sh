@@ -19,8 +19,11 @@
 # diff against base kept in series/parts/ (for example MAINTAINERS growing
 # with each commit that adds files, so that checkpatch stays quiet).
 #
-# Every path build/qemu changes must be in exactly one plan file.  Author
-# and dates are fixed, so regenerating an unchanged series is byte-identical.
+# Every path build/qemu changes must be in exactly one plan file.  The
+# author is SERIES_AUTHOR="Name <email>" or git config user.name/user.email
+# (neither: stop); it also replaces the placeholder maintainer of the
+# series' MAINTAINERS entry.  Dates are fixed, so regenerating an unchanged
+# series is byte-identical.
 #
 # Usage: series.sh      (SERIES_DATE=... overrides the fixed date)
 set -euo pipefail
@@ -34,12 +37,30 @@ plan_dir=$repo/series
 out=$repo/out/series
 width=76
 
-name=$(git -C "$repo" config user.name || true)
-email=$(git -C "$repo" config user.email || true)
-if [ -z "$name" ] || [ -z "$email" ]; then
-    name="virtio-net-rsc developers"
-    email="devel@example.invalid"
+# The author: From:, Signed-off-by: and the maintainer of the MAINTAINERS
+# entry, which the repository keeps as a placeholder ($placeholder).
+placeholder="virtio-net RSC developers <devel@example.invalid>"
+if [ -n "${SERIES_AUTHOR:-}" ]; then
+    author=$SERIES_AUTHOR
+    from="SERIES_AUTHOR"
+else
+    name=$(git -C "$repo" config user.name || true)
+    email=$(git -C "$repo" config user.email || true)
+    [ -n "$name" ] && [ -n "$email" ] ||
+        die "no author: set 'git config user.name \"Your Name\"' and" \
+            "'git config user.email you@example.org', or run" \
+            "'make series SERIES_AUTHOR=\"Your Name <you@example.org>\"'"
+    author="$name <$email>"
+    from="git config user.name/user.email"
 fi
+[[ $author =~ ^([^\<\>]*[^\<\>[:space:]])[[:space:]]+\<([^\<\>@[:space:]]+@[^\<\>@[:space:]]+)\>$ ]] ||
+    die "author '$author' (from $from) is not 'Name <user@host>'; fix it"
+name=${BASH_REMATCH[1]}
+email=${BASH_REMATCH[2]}
+case $email in
+    *@example.invalid|*.invalid)
+        die "the author's address $email is not a real one; give your own" ;;
+esac
 export GIT_AUTHOR_NAME=$name GIT_AUTHOR_EMAIL=$email GIT_AUTHOR_DATE=$date
 export GIT_COMMITTER_NAME=$name GIT_COMMITTER_EMAIL=$email
 export GIT_COMMITTER_DATE=$date
@@ -146,6 +167,17 @@ if [ ${#idle[@]} -gt 0 ]; then
          "$(printf '%s\n' "${idle[@]}" | LC_ALL=C sort | tr '\n' ' ')"
 fi
 
+# set_maintainer: stdin to stdout, the placeholder maintainer made the author.
+set_maintainer() {
+    local line
+    while IFS= read -r line || [ -n "$line" ]; do
+        if [ "$line" = "M: $placeholder" ]; then
+            line="M: $name <$email>"
+        fi
+        printf '%s\n' "$line"
+    done
+}
+
 # --- The commits, in a scratch repository sharing build/qemu's objects. ------
 git clone -q --bare --shared --no-tags "$TREE" "$work/git" 2>/dev/null ||
     die "cannot clone build/qemu into out/; check that out/ is writable"
@@ -165,6 +197,10 @@ for plan in "${plans[@]}"; do
         elif [ -f "$f" ]; then
             mode=100644
             [ -x "$f" ] && mode=100755
+            if [ "$p" = MAINTAINERS ]; then
+                set_maintainer < "$f" > "$tmp/maintainers"
+                f=$tmp/maintainers
+            fi
             sha=$("${g[@]}" hash-object -w --no-filters -- "$f")
             "${g[@]}" update-index --add --cacheinfo "$mode,$sha,$p"
         else
@@ -177,6 +213,10 @@ for plan in "${plans[@]}"; do
         patch -s -f -p1 --no-backup-if-mismatch -r - "$tmp/part" \
             < "$repo/$part" > "$tmp/part.log" 2>&1 ||
             die "$part does not apply to base:$p: $(head -n 1 "$tmp/part.log")"
+        if [ "$p" = MAINTAINERS ]; then
+            set_maintainer < "$tmp/part" > "$tmp/part.m"
+            mv "$tmp/part.m" "$tmp/part"
+        fi
         sha=$("${g[@]}" hash-object -w --no-filters -- "$tmp/part")
         "${g[@]}" update-index --add --cacheinfo "100644,$sha,$p"
     done < "$tmp/$plan.parts"
@@ -209,6 +249,11 @@ grep -q '\*\*\* \(SUBJECT\|BLURB\) HERE \*\*\*' "$tmp/cover" &&
     die "could not fill the cover letter placeholders (git format-patch changed?)"
 mv "$tmp/cover" "$cover"
 
+if grep -lF "${placeholder#*<}" "$work/series"/*.patch > "$tmp/leaks"; then
+    die "the placeholder address ${placeholder#*<} is still in" \
+        "$(xargs -n1 basename < "$tmp/leaks" | tr '\n' ' ')(a line" \
+        "series.sh does not replace); fix it in build/qemu"
+fi
 rm -rf "$out"
 mv "$work/series" "$out"
 
@@ -220,4 +265,5 @@ for f in "$out"/0*.patch; do
     echo "series: $(basename "$f"): checkpatch ${res#total: }"
 done
 echo "series: wrote out/series/ ($(( $(ls "$out" | wc -l) - 1 )) patches" \
-     "and the cover letter); send with 'git send-email out/series/*'"
+     "and the cover letter) as $name <$email>; send with" \
+     "'git send-email out/series/*'"

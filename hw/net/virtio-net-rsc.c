@@ -111,6 +111,7 @@ static const char *const rsc_bypass_names[NET_RSC_BYPASS__MAX] = {
     [NET_RSC_BYPASS_BACKEND_GSO] = "bypass-backend-gso",
     [NET_RSC_BYPASS_NO_UNIT] = "bypass-no-unit",
     [NET_RSC_BYPASS_PUSH] = "bypass-push",
+    [NET_RSC_BYPASS_TRAILER] = "bypass-trailer",
 };
 
 static const char *const rsc_flush_names[NET_RSC_FLUSH__MAX] = {
@@ -147,6 +148,12 @@ typedef struct RscRules {
     bool window_updates;    /* absorb pure ACKs that only move the window */
     bool v6_ext;            /* IPv6 extension headers may be merged */
     bool psh_ends;          /* PSH ends the unit, and a unit cannot start */
+    /*
+     * Only what GSO gives back byte for byte is merged: a frame with bytes
+     * after the IP datagram or the IPv4 reserved flag goes alone, the
+     * urgent pointer stays equal even without URG.
+     */
+    bool exact;
     bool rsc_info;          /* header: RSC_INFO (else csum_start/offset) */
 } RscRules;
 
@@ -170,6 +177,7 @@ static const RscRules rsc_rules[NET_RSC_PROFILE__MAX] = {
         .ecn_alone = true,
         .psh_ends = true,
         .v6_ext = true,
+        .exact = true,
     },
 };
 
@@ -197,6 +205,7 @@ typedef struct RscSeg {
     uint32_t tsecr;
     uint32_t ipclass;       /* IPv4: TOS and DF; IPv6: class and label */
     uint16_t win;
+    uint16_t urg;           /* urgent pointer */
     uint16_t ip_id;         /* IPv4 identification */
     uint16_t gso_size;      /* from the backend's vnet header */
     uint16_t hdr_len;       /* from the backend's vnet header */
@@ -606,6 +615,7 @@ static RscClass rsc_parse_tcp(const NetRscChain *c, const uint8_t *tcp,
     s->ack = ldl_be_p(tcp + 8);
     s->tcp_flags = tcp[13];
     s->win = lduw_be_p(tcp + 14);
+    s->urg = lduw_be_p(tcp + 18);
     s->payload = tcp + s->tcphl;
     s->payload_len = l4len - s->tcphl;
 
@@ -696,7 +706,17 @@ static RscClass rsc_parse(const NetRscChain *c, const RscFrame *fr,
     if (class != RSC_CLASS_SEGMENT) {
         return class;
     }
-    return rsc_parse_tcp(c, ip + s->iphl, l4len, s);
+    class = rsc_parse_tcp(c, ip + s->iphl, l4len, s);
+    if (c->rules->exact && s->bypass == RSC_MERGEABLE) {
+        if (s->payload_len && s->payload + s->payload_len < ip + l3len) {
+            /* bytes after the IP datagram: GSO could not give them back */
+            s->bypass = NET_RSC_BYPASS_TRAILER;
+        } else if (!s->v6 && (lduw_be_p(ip + 6) & IP_RF)) {
+            /* the reserved flag must be zero */
+            s->bypass = NET_RSC_BYPASS_MALFORMED;
+        }
+    }
+    return class;
 }
 
 static bool rsc_same_conn(const RscFlow *f, const RscSeg *s)
@@ -784,8 +804,8 @@ static void rsc_unlink(NetRscChain *c, RscQueue *q, RscFlow *f)
 /*
  * Whether the headers of @s equal those of the unit of @f where every rule
  * set wants them equal: MAC addresses, TOS and DF (IPv6: class and flow
- * label), header lengths, IPv6 extension headers (their types included)
- * and the TCP option bytes but timestamp values.
+ * label), ECE and CWR, header lengths, IPv6 extension headers and their
+ * types, and the TCP option bytes but timestamp values.
  * The connection key is equal already (rsc_lookup()).
  */
 static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
@@ -801,7 +821,9 @@ static bool rsc_same_hdrs(const RscFlow *f, const RscSeg *s)
 
     return !memcmp(s->l2, f->l234, 2 * ETH_ALEN) &&
            s->ipclass == f->ipclass &&
+           (s->tcp_flags & RSC_TCP_FLAG_ECN) == f->ecn_flags &&
            s->iphl == f->iphl &&
+           /* IPv6: the same extension header bytes under another type */
            (!s->v6 || s->l2[ETH_HLEN + 6] == f->l234[ETH_HLEN + 6]) &&
            !memcmp(s->l2 + ETH_HLEN + fixed, f->l234 + ETH_HLEN + fixed,
                    s->iphl - fixed) &&
@@ -836,8 +858,7 @@ static inline QEMU_ALWAYS_INLINE bool rsc_continues(const RscRules *r,
                                                    const RscFlow *f,
                                                    const RscSeg *s)
 {
-    if (!s->same_hdrs || s->seq != f->next_seq ||
-        (s->tcp_flags & RSC_TCP_FLAG_ECN) != f->ecn_flags) {
+    if (!s->same_hdrs || s->seq != f->next_seq) {
         return false;
     }
     if (r->ts_advances ? f->ts_off && (int32_t)(s->tsval - f->tsval) < 0 :
@@ -845,6 +866,9 @@ static inline QEMU_ALWAYS_INLINE bool rsc_continues(const RscRules *r,
         return false;
     }
     if (!r->ttl_minimum && s->ttl != f->ttl) {
+        return false;
+    }
+    if (r->exact && s->urg != lduw_be_p(f->l234 + ETH_HLEN + f->iphl + 18)) {
         return false;
     }
     if (r->ip_id_step && !f->v6) {
@@ -1174,11 +1198,6 @@ static ssize_t rsc_act(NetRscChain *c, unsigned qi, RscFlow *f,
         }
         /* the guest's buffers cannot take more: the unit is full */
         cause.flush = NET_RSC_FLUSH_FULL;
-        if (cause.bypass == NET_RSC_BYPASS_PUSH) {
-            /* a pushed segment cannot start a unit (GRO rules) */
-            rsc_flush(c, qi, f, cause.flush);
-            return rsc_deliver(c, qi, fr, s, cause.bypass);
-        }
         /* fall through */
     case RSC_FLUSH_START:
         rsc_flush(c, qi, f, cause.flush);
@@ -1381,7 +1400,8 @@ rsc_fast(NetRscChain *c, unsigned qi, const uint8_t *buf, size_t size,
     ip = l2 + ETH_HLEN;
     if (f->v6) {
         l4len = lduw_be_p(ip + 4);
-        if (!c->ipv6 || l4len > size - vhl - ETH_HLEN - f->iphl) {
+        if (!c->ipv6 || l4len > size - vhl - ETH_HLEN - f->iphl ||
+            (r->exact && l4len != size - vhl - ETH_HLEN - f->iphl)) {
             goto slow;
         }
         s.ttl = ip[7];
@@ -1389,6 +1409,7 @@ rsc_fast(NetRscChain *c, unsigned qi, const uint8_t *buf, size_t size,
     } else {
         l4len = lduw_be_p(ip + 2) - f->iphl;
         if (!c->ipv4 || lduw_be_p(ip + 2) > size - vhl - ETH_HLEN ||
+            (r->exact && lduw_be_p(ip + 2) != size - vhl - ETH_HLEN) ||
             !rsc_ip4_csum_ok(ip)) {
             goto slow;
         }
@@ -1413,6 +1434,7 @@ rsc_fast(NetRscChain *c, unsigned qi, const uint8_t *buf, size_t size,
     s.ack = ldl_be_p(tcp + 8);
     s.tcp_flags = tcp[13];
     s.win = lduw_be_p(tcp + 14);
+    s.urg = lduw_be_p(tcp + 18);
     s.tsval = f->ts_off ? ldl_be_p(tcp + f->ts_off) : 0;
     s.tsecr = f->ts_off ? ldl_be_p(tcp + f->ts_off + 4) : 0;
     v = rsc_decide(r, f, &s, &cause);
