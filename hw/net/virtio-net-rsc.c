@@ -1198,6 +1198,11 @@ static ssize_t rsc_act(NetRscChain *c, unsigned qi, RscFlow *f,
         }
         /* the guest's buffers cannot take more: the unit is full */
         cause.flush = NET_RSC_FLUSH_FULL;
+        if (cause.bypass == NET_RSC_BYPASS_PUSH) {
+            /* a pushed segment cannot start a unit (GRO rules) */
+            rsc_flush(c, qi, f, cause.flush);
+            return rsc_deliver(c, qi, fr, s, cause.bypass);
+        }
         /* fall through */
     case RSC_FLUSH_START:
         rsc_flush(c, qi, f, cause.flush);
