@@ -18,161 +18,17 @@
 #include "net/eth.h"
 #include "hw/virtio/virtio-net-rsc.h"
 #include "../include/virtio-net-rsc-frames.h"
+#include "virtio-net-rsc-unit.h"
 
 #define MSS 1448
-#define MAX_OUT 64
 
-typedef struct Out {
-    uint8_t *frame;
-    size_t len;
-    bool has_hdr;
-    NetRscVnetHdr hdr;
-} Out;
-
-typedef struct Unit {
-    uint8_t *buf;
-    size_t len;
-} Unit;
-
-typedef struct Fake {
-    Out out[MAX_OUT];
-    unsigned nout;
-    unsigned live;
-    NetRscChain *chain;
-} Fake;
-
-static NetRscBegin fake_begin(void *opaque, unsigned queue,
-                              const uint8_t *buf, size_t size, size_t keep,
-                              const NetRscRxInfo *info, void **unit)
+/* The engine with the rule profile @profile, for IPv4 and IPv6. */
+static Env *env_profile(NetRscProfile profile)
 {
-    Fake *f = opaque;
-    Unit *u = g_new0(Unit, 1);
+    Env *e = env_new(8, 1000000);
 
-    u->buf = g_malloc(NET_RSC_MAX_FRAME);
-    memcpy(u->buf, buf, size);
-    u->len = size;
-    f->live++;
-    *unit = u;
-    return NET_RSC_BEGIN_OK;
-}
-
-static bool fake_write(void *opaque, void *unit, size_t offset,
-                       const void *data, size_t len)
-{
-    Unit *u = unit;
-
-    if (offset + len > NET_RSC_MAX_FRAME) {
-        return false;
-    }
-    memcpy(u->buf + offset, data, len);
-    return true;
-}
-
-static void fake_end(void *opaque, void *unit, const NetRscVnetHdr *hdr,
-                     const uint8_t *l234, size_t l234_len, size_t frame_len)
-{
-    Fake *f = opaque;
-    Unit *u = unit;
-    Out *o;
-
-    g_assert_cmpuint(f->nout, <, MAX_OUT);
-    o = &f->out[f->nout++];
-    memset(o, 0, sizeof(*o));
-    if (hdr) {
-        memcpy(u->buf, l234, l234_len);
-        o->hdr = *hdr;
-        o->has_hdr = true;
-    }
-    o->frame = g_memdup2(u->buf, frame_len);
-    o->len = frame_len;
-    g_free(u->buf);
-    g_free(u);
-    f->live--;
-}
-
-static ssize_t fake_deliver(void *opaque, unsigned queue, const uint8_t *buf,
-                            size_t size, const NetRscVnetHdr *hdr,
-                            const NetRscRxInfo *info)
-{
-    Fake *f = opaque;
-    Out *o;
-
-    g_assert_cmpuint(f->nout, <, MAX_OUT);
-    o = &f->out[f->nout++];
-    memset(o, 0, sizeof(*o));
-    o->frame = g_memdup2(buf, size);
-    o->len = size;
-    if (hdr) {
-        o->hdr = *hdr;
-        o->has_hdr = true;
-    }
-    return size;
-}
-
-static int64_t fake_now(void *opaque)
-{
-    return 0;
-}
-
-static const NetRscOps fake_ops = {
-    .unit_begin = fake_begin,
-    .unit_write = fake_write,
-    .unit_end = fake_end,
-    .deliver = fake_deliver,
-    .now = fake_now,
-};
-
-static Fake *fake_new(NetRscProfile profile)
-{
-    Fake *f = g_new0(Fake, 1);
-
-    f->chain = virtio_net_rsc_new(&fake_ops, f, 1, 8, 1000000);
-    virtio_net_rsc_configure(f->chain, profile, true, true);
-    return f;
-}
-
-static void fake_reset(Fake *f)
-{
-    unsigned i;
-
-    for (i = 0; i < f->nout; i++) {
-        g_free(f->out[i].frame);
-    }
-    f->nout = 0;
-}
-
-static void fake_free(Fake *f)
-{
-    virtio_net_rsc_flush_all(f->chain, NET_RSC_FLUSH_RESET);
-    g_assert_cmpuint(f->live, ==, 0);
-    virtio_net_rsc_delete(f->chain);
-    fake_reset(f);
-    g_free(f);
-}
-
-typedef struct StatQuery {
-    const char *name;
-    uint64_t value;
-    bool found;
-} StatQuery;
-
-static void stat_cb(const char *name, uint64_t value, void *opaque)
-{
-    StatQuery *q = opaque;
-
-    if (!strcmp(name, q->name)) {
-        q->value = value;
-        q->found = true;
-    }
-}
-
-static uint64_t stat_of(Fake *f, const char *name)
-{
-    StatQuery q = { .name = name };
-
-    virtio_net_rsc_stats_foreach(f->chain, stat_cb, &q);
-    g_assert(q.found);
-    return q.value;
+    virtio_net_rsc_configure(e->chain, profile, true, true);
+    return e;
 }
 
 /* A frame built from @s with @plen payload bytes; advances @s. */
@@ -213,7 +69,7 @@ static void frame(RscSeg *s, uint32_t plen, Frame *fr)
     s->ip_id++;
 }
 
-static void rx(Fake *f, const Frame *fr)
+static void rx(Env *f, const Frame *fr)
 {
     g_assert_cmpint(virtio_net_rsc_receive(f->chain, 0, fr->buf, fr->len, 0,
                                            NULL), ==, fr->len);
@@ -223,7 +79,7 @@ static void rx(Fake *f, const Frame *fr)
 static void test_header(const void *data)
 {
     bool v6 = *(const bool *)data;
-    Fake *f = fake_new(NET_RSC_PROFILE_GRO);
+    Env *f = env_profile(NET_RSC_PROFILE_GRO);
     Frame fr[3];
     const uint8_t *seg[3];
     size_t len[3], ulen, l4 = ETH_HLEN + (v6 ? 40 : 20);
@@ -240,21 +96,21 @@ static void test_header(const void *data)
         rx(f, &fr[i]);
     }
     /* the short segment ends the unit */
-    g_assert_cmpuint(f->nout, ==, 1);
-    g_assert(f->out[0].has_hdr);
-    g_assert_cmpuint(f->out[0].hdr.flags, ==, VIRTIO_NET_HDR_F_NEEDS_CSUM);
-    g_assert_cmpuint(f->out[0].hdr.gso_type, ==,
+    g_assert_cmpuint(f->fake.nout, ==, 1);
+    g_assert(f->fake.out[0].has_hdr);
+    g_assert_cmpuint(f->fake.out[0].hdr.flags, ==, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    g_assert_cmpuint(f->fake.out[0].hdr.gso_type, ==,
                      v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4);
-    g_assert_cmpuint(f->out[0].hdr.gso_size, ==, MSS);
-    g_assert_cmpuint(f->out[0].hdr.hdr_len, ==, l4 + 32);
-    g_assert_cmpuint(f->out[0].hdr.csum_start, ==, l4);
-    g_assert_cmpuint(f->out[0].hdr.csum_offset, ==, 16);
+    g_assert_cmpuint(f->fake.out[0].hdr.gso_size, ==, MSS);
+    g_assert_cmpuint(f->fake.out[0].hdr.hdr_len, ==, l4 + 32);
+    g_assert_cmpuint(f->fake.out[0].hdr.csum_start, ==, l4);
+    g_assert_cmpuint(f->fake.out[0].hdr.csum_offset, ==, 16);
     /* ACK, window, timestamps, TTL equal: the bytes RSC_EXT would make */
     ulen = rsc_unit_expect(seg, len, 3, unit, vhdr);
     g_assert_cmpuint(ulen, ==, 2 * MSS + 100 + l4 + 32);
-    g_assert_cmpmem(f->out[0].frame, f->out[0].len, unit, ulen);
-    g_assert_cmpuint(stat_of(f, "flush-short"), ==, 1);
-    fake_free(f);
+    g_assert_cmpmem(f->fake.out[0].frame, f->fake.out[0].len, unit, ulen);
+    g_assert_cmpuint(env_stat(f, "flush-short"), ==, 1);
+    env_free(f);
 }
 
 /*
@@ -263,7 +119,7 @@ static void test_header(const void *data)
  */
 static void test_profile_switch(void)
 {
-    Fake *f = fake_new(NET_RSC_PROFILE_RSC_EXT);
+    Env *f = env_profile(NET_RSC_PROFILE_RSC_EXT);
     NetRscProfile p;
     Frame fr[2];
     RscSeg s;
@@ -279,28 +135,28 @@ static void test_profile_switch(void)
         rx(f, &fr[1]);
         virtio_net_rsc_flush_all(f->chain, NET_RSC_FLUSH_TIMER);
         if (p == NET_RSC_PROFILE_RSC_EXT) {
-            g_assert_cmpuint(f->nout, ==, 1);
-            g_assert_cmpuint(f->out[0].hdr.flags, ==,
+            g_assert_cmpuint(f->fake.nout, ==, 1);
+            g_assert_cmpuint(f->fake.out[0].hdr.flags, ==,
                              VIRTIO_NET_HDR_F_NEEDS_CSUM |
                              VIRTIO_NET_HDR_F_RSC_INFO);
-            g_assert_cmpuint(f->out[0].hdr.csum_start, ==, 2);
+            g_assert_cmpuint(f->fake.out[0].hdr.csum_start, ==, 2);
         } else {
-            g_assert_cmpuint(f->nout, ==, 2);
-            g_assert(!f->out[0].has_hdr && !f->out[1].has_hdr);
-            g_assert_cmpmem(f->out[0].frame, f->out[0].len, fr[0].buf,
+            g_assert_cmpuint(f->fake.nout, ==, 2);
+            g_assert(!f->fake.out[0].has_hdr && !f->fake.out[1].has_hdr);
+            g_assert_cmpmem(f->fake.out[0].frame, f->fake.out[0].len, fr[0].buf,
                             fr[0].len);
-            g_assert_cmpmem(f->out[1].frame, f->out[1].len, fr[1].buf,
+            g_assert_cmpmem(f->fake.out[1].frame, f->fake.out[1].len, fr[1].buf,
                             fr[1].len);
         }
-        fake_reset(f);
+        env_clear_out(f);
     }
-    fake_free(f);
+    env_free(f);
 }
 
 /* PSH: merged and flushed (flush-push); alone with no unit (bypass-push). */
 static void test_push(void)
 {
-    Fake *f = fake_new(NET_RSC_PROFILE_GRO);
+    Env *f = env_profile(NET_RSC_PROFILE_GRO);
     Frame fr[4];
     RscSeg s;
 
@@ -313,17 +169,17 @@ static void test_push(void)
     rx(f, &fr[0]);
     rx(f, &fr[1]);
     rx(f, &fr[2]);
-    g_assert_cmpuint(f->nout, ==, 1);
-    g_assert_cmpuint(f->out[0].len, ==, fr[0].len + 2 * MSS);
-    g_assert(f->out[0].frame[ETH_HLEN + 20 + 13] & RSC_SEG_TCP_PSH);
-    g_assert_cmpuint(stat_of(f, "flush-push"), ==, 1);
+    g_assert_cmpuint(f->fake.nout, ==, 1);
+    g_assert_cmpuint(f->fake.out[0].len, ==, fr[0].len + 2 * MSS);
+    g_assert(f->fake.out[0].frame[ETH_HLEN + 20 + 13] & RSC_SEG_TCP_PSH);
+    g_assert_cmpuint(env_stat(f, "flush-push"), ==, 1);
     rx(f, &fr[3]);
-    g_assert_cmpuint(f->nout, ==, 2);
-    g_assert(!f->out[1].has_hdr);
-    g_assert_cmpmem(f->out[1].frame, f->out[1].len, fr[3].buf, fr[3].len);
-    g_assert_cmpuint(stat_of(f, "bypass-push"), ==, 1);
+    g_assert_cmpuint(f->fake.nout, ==, 2);
+    g_assert(!f->fake.out[1].has_hdr);
+    g_assert_cmpmem(f->fake.out[1].frame, f->fake.out[1].len, fr[3].buf, fr[3].len);
+    g_assert_cmpuint(env_stat(f, "bypass-push"), ==, 1);
     g_assert_cmpuint(virtio_net_rsc_held(f->chain), ==, 0);
-    fake_free(f);
+    env_free(f);
 }
 
 /*
@@ -402,7 +258,7 @@ static const Spoil spoils[] = {
 static void test_shortcut(const void *data)
 {
     const Spoil *sp = data;
-    Fake *f = fake_new(NET_RSC_PROFILE_GRO);
+    Env *f = env_profile(NET_RSC_PROFILE_GRO);
     Frame fr[5];
     RscSeg s;
     unsigned i;
@@ -418,14 +274,14 @@ static void test_shortcut(const void *data)
     frame(&s, MSS, &fr[3]);
     rx(f, &fr[3]);
     virtio_net_rsc_flush_all(f->chain, NET_RSC_FLUSH_TIMER);
-    g_assert_cmpuint(f->nout, ==, 2);
-    g_assert(f->out[0].has_hdr);
-    g_assert_cmpuint(f->out[0].len, ==, fr[0].len + 2 * MSS);
-    g_assert(!f->out[1].has_hdr);
-    g_assert_cmpmem(f->out[1].frame, f->out[1].len, fr[3].buf, fr[3].len);
-    g_assert_cmpuint(stat_of(f, "flush-exception"), ==, 1);
-    g_assert_cmpuint(stat_of(f, "flush-timer"), ==, sp->alone ? 0 : 1);
-    fake_free(f);
+    g_assert_cmpuint(f->fake.nout, ==, 2);
+    g_assert(f->fake.out[0].has_hdr);
+    g_assert_cmpuint(f->fake.out[0].len, ==, fr[0].len + 2 * MSS);
+    g_assert(!f->fake.out[1].has_hdr);
+    g_assert_cmpmem(f->fake.out[1].frame, f->fake.out[1].len, fr[3].buf, fr[3].len);
+    g_assert_cmpuint(env_stat(f, "flush-exception"), ==, 1);
+    g_assert_cmpuint(env_stat(f, "flush-timer"), ==, sp->alone ? 0 : 1);
+    env_free(f);
 }
 
 /*
@@ -434,7 +290,7 @@ static void test_shortcut(const void *data)
  */
 static void test_ext_kind(void)
 {
-    Fake *f = fake_new(NET_RSC_PROFILE_GRO);
+    Env *f = env_profile(NET_RSC_PROFILE_GRO);
     Frame fr[4];
     RscSeg s;
     unsigned i;
@@ -450,11 +306,11 @@ static void test_ext_kind(void)
         rx(f, &fr[i]);
     }
     virtio_net_rsc_flush_all(f->chain, NET_RSC_FLUSH_TIMER);
-    g_assert_cmpuint(f->nout, ==, 2);
-    g_assert_cmpuint(f->out[0].len, ==, fr[0].len + MSS);
-    g_assert_cmpuint(f->out[1].len, ==, fr[2].len + MSS);
-    g_assert_cmpuint(f->out[1].frame[ETH_HLEN + 6], ==, 60);
-    fake_free(f);
+    g_assert_cmpuint(f->fake.nout, ==, 2);
+    g_assert_cmpuint(f->fake.out[0].len, ==, fr[0].len + MSS);
+    g_assert_cmpuint(f->fake.out[1].len, ==, fr[2].len + MSS);
+    g_assert_cmpuint(f->fake.out[1].frame[ETH_HLEN + 6], ==, 60);
+    env_free(f);
 }
 
 int main(int argc, char **argv)
