@@ -132,7 +132,8 @@ static void conn_seg(Conn *c, uint32_t off, uint32_t plen, RscSeg *s)
         .dst_mac = guest_mac, .src_mac = peer_mac,
         .vlan = c->vlan, .vlan_tci = 5,
         .v6 = c->v6, .tos = c->tos, .ttl = c->ttl, .flow = c->flow,
-        .df = c->df, .frag = c->frag, .ip_id = c->v6 ? 0 : c->ip_id++,
+        .df = c->df, .frag = c->frag,
+        .ip_id = c->v6 ? 0 : c->ip_id_fixed ? c->ip_id : c->ip_id++,
         .ip_opts_len = c->ip_opts_len, .hbh = c->hbh,
         .sport = c->sport, .dport = c->dport,
         .seq = c->isn + off, .ack = c->ack, .flags = c->flags, .ns = c->ns,
@@ -164,7 +165,7 @@ Frame *tcp_frame(RscTest *t, Conn *c, uint32_t off, uint32_t plen)
     Frame *f;
 
     conn_seg(c, off, plen, &s);
-    f = frame_new(t, rsc_seg_len(&s), c->idx);
+    f = frame_new(t, rsc_seg_len(&s) + c->ext_len, c->idx);
     rsc_seg_build(&s, f->data);
     f->tcp = true;
     f->off = off;
@@ -173,6 +174,23 @@ Frame *tcp_frame(RscTest *t, Conn *c, uint32_t off, uint32_t plen)
     f->l3 = rsc_seg_l3(&s);
     f->l4 = f->l3 + rsc_seg_ip_hlen(&s);
     f->hdr_len = rsc_seg_hdr_len(&s);
+    if (c->ext_len) {
+        /* insert the extension headers: the TCP checksum stays right */
+        uint8_t *ip = f->data + f->l3;
+        size_t at = f->l4 - f->l3;
+
+        g_assert(c->v6);
+        memmove(ip + at + c->ext_len, ip + at, f->len - c->ext_len - f->l4);
+        memcpy(ip + at, c->ext, c->ext_len);
+        if (c->hbh) {
+            ip[RSC_SEG_IP6_HLEN] = c->ext_nh;
+        } else {
+            ip[6] = c->ext_nh;
+        }
+        stw_be_p(ip + 4, lduw_be_p(ip + 4) + c->ext_len);
+        f->l4 += c->ext_len;
+        f->hdr_len += c->ext_len;
+    }
     return f;
 }
 
@@ -582,6 +600,10 @@ void rsc_driver_init(RscTest *t)
     if (t->opts.no_rsc_ext) {
         want &= ~BIT(VIRTIO_NET_F_RSC_EXT);
     }
+    want &= ~t->opts.drop_features;
+    if (t->opts.ack_offered) {
+        want &= host;
+    }
     if ((host & want) != want) {
         rsc_fail("device offers features 0x%016" PRIx64 ", the test needs "
                  "0x%016" PRIx64 " (missing 0x%016" PRIx64 ")", host, want,
@@ -602,9 +624,15 @@ void rsc_machine_args(GString *args, const RscOpts *opts)
     g_string_append_printf(args, "-M pc -m 512 -nodefaults "
                            "-device virtio-net-pci,netdev=n0,id=net0,"
                            "addr=%d.0,disable-legacy=on,romfile=,"
-                           "rx_queue_size=%d,guest_rsc_ext=on,mrg_rxbuf=%s",
+                           "rx_queue_size=%d,mrg_rxbuf=%s",
                            RSC_PCI_SLOT, RX_RING_SIZE,
                            opts->mergeable ? "on" : "off");
+    if (!opts->no_offer_rsc_ext) {
+        g_string_append(args, ",guest_rsc_ext=on");
+    }
+    if (opts->rsc_gro) {
+        g_string_append(args, ",rsc_gro=on");
+    }
     if (!opts->default_interval) {
         g_string_append_printf(args, ",rsc_interval=%u", opts->interval);
     }
@@ -829,6 +857,89 @@ void clock_step(RscTest *t, int64_t ns)
 {
     backend_sync(t);
     qtest_clock_step(t->qts, ns);
+}
+
+/* --- migration ------------------------------------------------------ */
+
+/*
+ * Start a QEMU with the same machine and devices as @t and a new
+ * socketpair backend, and migrate @t's VM to it.  Returns while the
+ * migration runs: what the source's backend is given from now on may or
+ * may not reach the device before the VM stops.
+ */
+void rsc_migrate_start(RscTest *t, RscMigration *m)
+{
+    g_autoptr(GString) args = g_string_new(NULL);
+    int sv[2];
+
+    g_assert(!t->opts.tap);
+    m->dir = g_dir_make_tmp("virtio-net-rsc-XXXXXX", NULL);
+    g_assert_nonnull(m->dir);
+    m->uri = g_strdup_printf("unix:%s/migration", m->dir);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    m->sock = sv[0];
+    g_string_append_printf(args, "-netdev socket,fd=%d,id=n0 ", sv[1]);
+    rsc_machine_args(args, &t->opts);
+    g_string_append(args, " -incoming defer");
+    m->dst = qtest_init(args->str);
+    close(sv[1]);
+
+    qtest_qmp_assert_success(m->dst, "{ 'execute': 'migrate-incoming',"
+                             " 'arguments': { 'uri': %s } }", m->uri);
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate-set-capabilities',"
+                             " 'arguments': { 'capabilities': [ {"
+                             " 'capability': 'events', 'state': true } ] } }");
+    qtest_qmp_assert_success(t->qts, "{ 'execute': 'migrate',"
+                             " 'arguments': { 'uri': %s } }", m->uri);
+}
+
+/*
+ * Wait until the migration has completed and the destination runs; from
+ * then on @t drives the destination.  Returns the source's rsc-stats as
+ * they were at the end.
+ */
+QDict *rsc_migrate_finish(RscTest *t, RscMigration *m)
+{
+    g_autofree char *path = g_strdup_printf("%s/migration", m->dir);
+    QDict *stats;
+
+    for (;;) {
+        QDict *ev = qtest_qmp_eventwait_ref(t->qts, "MIGRATION");
+        const char *status = qdict_get_str(qdict_get_qdict(ev, "data"),
+                                           "status");
+
+        if (!strcmp(status, "failed") || !strcmp(status, "cancelled")) {
+            rsc_fail("migration %s", status);
+        }
+        if (!strcmp(status, "completed")) {
+            qobject_unref(ev);
+            break;
+        }
+        qobject_unref(ev);
+    }
+    qtest_qmp_eventwait(m->dst, "RESUME");
+    stats = rsc_stats(t);
+
+    qtest_quit(t->qts);
+    close(t->sock);
+    t->qts = m->dst;
+    t->bus->qts = m->dst;
+    t->sock = m->sock;
+    t->nsent = 0;
+    unlink(path);
+    rmdir(m->dir);
+    g_free(m->dir);
+    g_free(m->uri);
+    return stats;
+}
+
+/* Migrate @t's VM to a new QEMU (see rsc_migrate_start/finish). */
+QDict *rsc_migrate(RscTest *t)
+{
+    RscMigration m;
+
+    rsc_migrate_start(t, &m);
+    return rsc_migrate_finish(t, &m);
 }
 
 /* --- counters ---------------------------------------------------------- */

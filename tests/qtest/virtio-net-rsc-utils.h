@@ -94,6 +94,11 @@ typedef struct RscOpts {
     unsigned nbufs;         /* rx buffers posted at start, 0: whole ring */
     bool no_rsc_ext;        /* negotiate without VIRTIO_NET_F_RSC_EXT */
     bool tap;               /* tap backend with vnet headers */
+    bool rsc_gro;           /* rsc_gro=on: the GRO profile for Linux */
+    bool no_offer_rsc_ext;  /* leave guest_rsc_ext off on the device */
+    uint64_t drop_features; /* features the driver does not ack */
+    bool ack_offered;       /* ack what the device offers of the wanted
+                               features (Linux), else all must be offered */
 } RscOpts;
 
 /* A frame the test built (and usually sent). */
@@ -137,8 +142,12 @@ typedef struct Conn {
     bool df;
     uint16_t frag;          /* IPv4 MF and fragment offset */
     uint16_t ip_id;         /* IPv4 ID of the next frame */
+    bool ip_id_fixed;       /* the IPv4 ID does not advance per frame */
     uint8_t ip_opts_len;    /* IPv4 option bytes, multiple of 4 */
     bool hbh;               /* IPv6 hop-by-hop extension header */
+    uint8_t ext[64];        /* IPv6 extension headers after the IPv6 */
+    uint8_t ext_len;        /* header (and @hbh), @ext_len bytes, the */
+    uint8_t ext_nh;         /* first of type @ext_nh; chained by the test */
     bool vlan;              /* 802.1Q tag */
     uint32_t tsval, tsecr;  /* filled into a timestamp option */
     uint8_t opts[40];       /* TCP option template */
@@ -191,6 +200,14 @@ typedef struct RscTest {
     gint64 wait_us;         /* how long rx_pop() waits, 0: RSC_TIMEOUT_US */
     char *waiting;          /* what rx_pop() waits for, for messages */
 } RscTest;
+/* A migration from the QEMU of a test to a new one. */
+typedef struct RscMigration {
+    QTestState *dst;        /* the destination */
+    int sock;               /* our end of the destination's socketpair */
+    char *dir;              /* holds the migration socket */
+    char *uri;              /* of the migration socket */
+} RscMigration;
+
 G_GNUC_PRINTF(4, 5) G_NORETURN
 void rsc_fail_at(const char *file, int line, const char *func,
                  const char *fmt, ...);
@@ -224,6 +241,11 @@ void send1(RscTest *t, Frame *f);
 uint64_t tap_frames_read(RscTest *t);
 void backend_sync(RscTest *t);
 void clock_step(RscTest *t, int64_t ns);
+
+/* migration */
+void rsc_migrate_start(RscTest *t, RscMigration *m);
+QDict *rsc_migrate_finish(RscTest *t, RscMigration *m);
+QDict *rsc_migrate(RscTest *t);
 
 /* counters */
 QDict *rsc_stats(RscTest *t);
