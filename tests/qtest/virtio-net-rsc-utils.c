@@ -125,6 +125,24 @@ void conn_set_opts(Conn *c, const uint8_t *opts, size_t len)
     c->opts_len = len;
 }
 
+/* The source and destination addresses of @c (IPv4: the first 4 bytes). */
+void conn_addrs(const Conn *c, uint8_t *src, uint8_t *dst)
+{
+    memset(src, 0, 16);
+    memset(dst, 0, 16);
+    if (c->v6) {
+        src[0] = dst[0] = 0xfd;
+        src[14] = c->src_host >> 8;
+        src[15] = c->src_host;
+        dst[15] = 2;
+    } else {
+        src[0] = dst[0] = 10;
+        src[2] = c->src_host >> 8;
+        src[3] = c->src_host;
+        dst[3] = 2;
+    }
+}
+
 /* The segment of @c at sequence offset @off with @plen bytes, described. */
 static void conn_seg(Conn *c, uint32_t off, uint32_t plen, RscSeg *s)
 {
@@ -145,17 +163,7 @@ static void conn_seg(Conn *c, uint32_t off, uint32_t plen, RscSeg *s)
         .ip_csum_xor = c->bad_ip_csum ? 0x5a : 0,
         .tcp_csum_xor = c->bad_tcp_csum ? 0x33 : 0,
     };
-    if (c->v6) {
-        s->src_ip[0] = s->dst_ip[0] = 0xfd;
-        s->src_ip[14] = c->src_host >> 8;
-        s->src_ip[15] = c->src_host;
-        s->dst_ip[15] = 2;
-    } else {
-        s->src_ip[0] = s->dst_ip[0] = 10;
-        s->src_ip[2] = c->src_host >> 8;
-        s->src_ip[3] = c->src_host;
-        s->dst_ip[3] = 2;
-    }
+    conn_addrs(c, s->src_ip, s->dst_ip);
 }
 
 /* Build the TCP segment of @c at sequence offset @off with @plen bytes. */
@@ -374,50 +382,89 @@ static bool link_up(const char *name, bool bridge, char **err)
 }
 
 /*
- * Create a tap with vnet headers, up, with no IPv6 chatter, and an
- * AF_PACKET socket (PACKET_VNET_HDR) bound to it in *@pkt.  Returns the
- * tap fd (inherited by QEMU), or -1 with *@err set.
+ * Create a tap with vnet headers and @n queues (IFF_MULTI_QUEUE when
+ * more than one, their fds in @fds, inherited by QEMU), up, with no IPv6
+ * chatter, and an AF_PACKET socket (PACKET_VNET_HDR) bound to it in
+ * *@pkt.  False with *@err set when the kernel refuses.
  */
-static int tap_open(int *pkt, char *ifname, char **err)
+static bool tap_open(unsigned n, int *fds, int *pkt, char *ifname,
+                     char **err)
 {
     struct ifreq ifr = { 0 };
     struct sockaddr_ll sll = { .sll_family = AF_PACKET };
-    int fd, one = 1;
+    unsigned i;
+    int one = 1;
 
     *pkt = -1;
-    fd = open("/dev/net/tun", O_RDWR);
-    if (fd < 0) {
-        *err = g_strdup_printf("open /dev/net/tun: %s", strerror(errno));
-        return -1;
+    for (i = 0; i < n; i++) {
+        fds[i] = -1;
     }
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-    pstrcpy(ifr.ifr_name, IFNAMSIZ, "rsc%d");
-    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-        *err = g_strdup_printf("TUNSETIFF: %s", strerror(errno));
-        goto fail;
+    for (i = 0; i < n; i++) {
+        fds[i] = open("/dev/net/tun", O_RDWR);
+        if (fds[i] < 0) {
+            *err = g_strdup_printf("open /dev/net/tun: %s", strerror(errno));
+            goto fail;
+        }
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR |
+                        (n > 1 ? IFF_MULTI_QUEUE : 0);
+        pstrcpy(ifr.ifr_name, IFNAMSIZ, i ? ifname : "rsc%d");
+        if (ioctl(fds[i], TUNSETIFF, &ifr) < 0) {
+            *err = g_strdup_printf("TUNSETIFF%s: %s",
+                                   n > 1 ? " with IFF_MULTI_QUEUE" : "",
+                                   strerror(errno));
+            goto fail;
+        }
+        pstrcpy(ifname, IFNAMSIZ, ifr.ifr_name);
     }
-    if (!link_up(ifr.ifr_name, gro_fd >= 0, err)) {
+    if (!link_up(ifname, gro_fd >= 0, err)) {
         goto fail;
     }
     *pkt = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    sll.sll_ifindex = if_nametoindex(ifr.ifr_name);
+    sll.sll_ifindex = if_nametoindex(ifname);
     if (*pkt < 0 ||
         setsockopt(*pkt, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) ||
         bind(*pkt, (struct sockaddr *)&sll, sizeof(sll))) {
         *err = g_strdup_printf("AF_PACKET socket with PACKET_VNET_HDR on "
-                               "%s: %s", ifr.ifr_name, strerror(errno));
+                               "%s: %s", ifname, strerror(errno));
         goto fail;
     }
-    pstrcpy(ifname, IFNAMSIZ, ifr.ifr_name);
-    return fd;
+    return true;
 
 fail:
     if (*pkt >= 0) {
         close(*pkt);
         *pkt = -1;
     }
-    close(fd);
-    return -1;
+    for (i = 0; i < n; i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    return false;
+}
+
+/*
+ * Append "-netdev tap" with @n new queues of @t's multi-queue tap to
+ * @args, their fds in @fds (closed by the caller once QEMU runs).
+ */
+static void tap_attach(RscTest *t, unsigned n, int *fds, GString *args)
+{
+    struct ifreq ifr = { 0 };
+    unsigned i;
+
+    g_string_append(args, "-netdev tap,id=n0,vhost=off,fds=");
+    for (i = 0; i < n; i++) {
+        fds[i] = open("/dev/net/tun", O_RDWR);
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+        pstrcpy(ifr.ifr_name, IFNAMSIZ, t->ifname);
+        if (fds[i] < 0 || ioctl(fds[i], TUNSETIFF, &ifr) < 0) {
+            rsc_fail("attaching queue %u to %s: %s", i, t->ifname,
+                     strerror(errno));
+        }
+        g_string_append_printf(args, "%s%d", i ? ":" : "", fds[i]);
+    }
+    g_string_append_c(args, ' ');
 }
 
 /* Create the bridge and the NAPI tap of the DATA_VALID path. */
@@ -461,7 +508,8 @@ void tap_netns_setup(void)
     gid_t gid = getegid();
     char ifname[IFNAMSIZ];
     char *err = NULL;
-    int pkt, fd;
+    int pkt, fds[RSC_MAX_PAIRS];
+    unsigned i;
 
     if (getenv("RSC_TEST_NO_TAP")) {
         tap_unavailable = g_strdup("RSC_TEST_NO_TAP is set");
@@ -494,16 +542,17 @@ void tap_netns_setup(void)
     /* nor the IGMP report of the bridge joining 224.0.0.106 */
     write_file("/proc/sys/net/ipv4/igmp_link_local_mcast_reports", "0", &err);
     g_clear_pointer(&err, g_free);
-    fd = tap_open(&pkt, ifname, &err);
-    if (fd < 0) {
-        tap_unavailable = g_strdup_printf("the kernel refused a tap in a "
-                                          "private network namespace: %s",
-                                          err);
+    if (!tap_open(RSC_MAX_PAIRS, fds, &pkt, ifname, &err)) {
+        tap_unavailable = g_strdup_printf("the kernel refused a multi-queue "
+                                          "tap in a private network "
+                                          "namespace: %s", err);
         g_free(err);
         return;
     }
     close(pkt);
-    close(fd);
+    for (i = 0; i < RSC_MAX_PAIRS; i++) {
+        close(fds[i]);
+    }
     gro_setup();
 }
 
@@ -624,9 +673,20 @@ void rsc_machine_args(GString *args, const RscOpts *opts)
     g_string_append_printf(args, "-M pc -m 512 -nodefaults "
                            "-device virtio-net-pci,netdev=n0,id=net0,"
                            "addr=%d.0,disable-legacy=on,romfile=,"
-                           "rx_queue_size=%d,mrg_rxbuf=%s",
-                           RSC_PCI_SLOT, RX_RING_SIZE,
+                           "rx_queue_size=%u,mrg_rxbuf=%s",
+                           RSC_PCI_SLOT,
+                           opts->ring_size ? opts->ring_size : RX_RING_SIZE,
                            opts->mergeable ? "on" : "off");
+    if (opts->rss) {
+        g_string_append_printf(args, ",mq=on,rss=on,hash=on,vectors=%u",
+                               2 * MAX(opts->pairs, 1) + 2);
+    }
+    if (opts->packed) {
+        g_string_append(args, ",packed=on");
+    }
+    if (opts->in_order) {
+        g_string_append(args, ",in_order=on");
+    }
     if (!opts->no_offer_rsc_ext) {
         g_string_append(args, ",guest_rsc_ext=on");
     }
@@ -642,15 +702,16 @@ void rsc_machine_args(GString *args, const RscOpts *opts)
 }
 
 /*
- * Start QEMU with the device of @o, negotiate like netkvm and post the
- * receive buffers, into @t (zeroed).
+ * Start QEMU with the backend and the device of @o, into @t (zeroed),
+ * up to the driver's first step: the device is found and enabled.
  */
-void rsc_init(RscTest *t, const RscOpts *o)
+void rsc_launch(RscTest *t, const RscOpts *o)
 {
     g_autoptr(GString) args = g_string_new(NULL);
     QPCIAddress addr = { .devfn = QPCI_DEVFN(RSC_PCI_SLOT, 0) };
     const RscOpts *opts = &t->opts;
-    int sv[2];
+    unsigned i, pairs = MAX(o->pairs, 1);
+    int sv[2], fds[RSC_MAX_PAIRS];
 
     t->opts = *o;
     if (o->burst) {
@@ -662,28 +723,38 @@ void rsc_init(RscTest *t, const RscOpts *o)
     t->conns = g_ptr_array_new_with_free_func(g_free);
     g_queue_init(&t->expect);
     t->repost = true;
+    t->hdr_len = VNET_HDR_LEN;
     t->buf_size = opts->buf_size ? opts->buf_size :
                   opts->mergeable ? MRG_BUF_SIZE : BIG_BUF_SIZE;
+    g_assert_cmpuint(pairs, <=, RSC_MAX_PAIRS);
 
     if (opts->tap) {
         g_autofree char *err = NULL;
 
-        sv[1] = tap_open(&t->pkt, t->ifname, &err);
-        if (sv[1] < 0) {
+        if (!tap_open(pairs, fds, &t->pkt, t->ifname, &err)) {
             rsc_fail("tap backend: %s", err);
         }
         t->sock = -1;
-        g_string_append_printf(args, "-netdev tap,fd=%d,id=n0,vhost=off ",
-                               sv[1]);
+        g_string_append(args, "-netdev tap,id=n0,vhost=off,");
+        g_string_append(args, pairs > 1 ? "fds=" : "fd=");
+        for (i = 0; i < pairs; i++) {
+            g_string_append_printf(args, "%s%d", i ? ":" : "", fds[i]);
+        }
+        g_string_append_c(args, ' ');
     } else {
+        /* one queue pair: QEMU's socket backend has one */
+        g_assert_cmpuint(pairs, ==, 1);
         g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
         t->sock = sv[0];
         t->pkt = -1;
+        fds[0] = sv[1];
         g_string_append_printf(args, "-netdev socket,fd=%d,id=n0 ", sv[1]);
     }
     rsc_machine_args(args, opts);
     t->qts = qtest_init(args->str);
-    close(sv[1]);
+    for (i = 0; i < pairs; i++) {
+        close(fds[i]);
+    }
 
     pc_alloc_init(&t->alloc, t->qts, 0);
     t->bus = qpci_new_pc(t->qts, &t->alloc);
@@ -692,7 +763,18 @@ void rsc_init(RscTest *t, const RscOpts *o)
     t->vdev = &t->vpci->vdev;
     g_assert_cmpuint(t->vdev->device_type, ==, VIRTIO_ID_NET);
     qvirtio_pci_device_enable(t->vpci);
-    t->ctrl_buf = guest_alloc(&t->alloc, 64);
+    t->ctrl_buf = guest_alloc(&t->alloc, 2048);
+}
+
+/*
+ * Start QEMU with the device of @o, negotiate like netkvm and post the
+ * receive buffers, into @t (zeroed).
+ */
+void rsc_init(RscTest *t, const RscOpts *o)
+{
+    const RscOpts *opts = &t->opts;
+
+    rsc_launch(t, o);
     rsc_driver_init(t);
 
     if (!opts->no_rsc_ext) {
@@ -833,10 +915,10 @@ void backend_sync(RscTest *t)
             rsc_fail("QEMU read %" PRIu64 " of %u frames from the tap",
                      tap_frames_read(t), t->nsent);
         }
-        used_idx(t, t->rx);
+        qtest_readb(t->qts, t->ctrl_buf);
     }
     if (t->pkt >= 0) {
-        used_idx(t, t->rx);
+        qtest_readb(t->qts, t->ctrl_buf);
         return;
     }
 
@@ -848,9 +930,9 @@ void backend_sync(RscTest *t)
         if (g_get_monotonic_time() > deadline) {
             rsc_fail("QEMU did not read %d bytes from the socket", outq);
         }
-        used_idx(t, t->rx);
+        qtest_readb(t->qts, t->ctrl_buf);
     }
-    used_idx(t, t->rx);
+    qtest_readb(t->qts, t->ctrl_buf);
 }
 
 void clock_step(RscTest *t, int64_t ns)
@@ -870,19 +952,30 @@ void clock_step(RscTest *t, int64_t ns)
 void rsc_migrate_start(RscTest *t, RscMigration *m)
 {
     g_autoptr(GString) args = g_string_new(NULL);
-    int sv[2];
+    unsigned i, n = 1;
+    int sv[2], fds[RSC_MAX_PAIRS];
 
-    g_assert(!t->opts.tap);
     m->dir = g_dir_make_tmp("virtio-net-rsc-XXXXXX", NULL);
     g_assert_nonnull(m->dir);
     m->uri = g_strdup_printf("unix:%s/migration", m->dir);
-    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
-    m->sock = sv[0];
-    g_string_append_printf(args, "-netdev socket,fd=%d,id=n0 ", sv[1]);
+    if (t->opts.tap) {
+        /* new queues of the same tap: only a multi-queue tap has them */
+        n = t->opts.pairs;
+        g_assert_cmpuint(n, >, 1);
+        m->sock = -1;
+        tap_attach(t, n, fds, args);
+    } else {
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+        m->sock = sv[0];
+        fds[0] = sv[1];
+        g_string_append_printf(args, "-netdev socket,fd=%d,id=n0 ", sv[1]);
+    }
     rsc_machine_args(args, &t->opts);
     g_string_append(args, " -incoming defer");
     m->dst = qtest_init(args->str);
-    close(sv[1]);
+    for (i = 0; i < n; i++) {
+        close(fds[i]);
+    }
 
     qtest_qmp_assert_success(m->dst, "{ 'execute': 'migrate-incoming',"
                              " 'arguments': { 'uri': %s } }", m->uri);
@@ -921,11 +1014,13 @@ QDict *rsc_migrate_finish(RscTest *t, RscMigration *m)
     stats = rsc_stats(t);
 
     qtest_quit(t->qts);
-    close(t->sock);
     t->qts = m->dst;
     t->bus->qts = m->dst;
-    t->sock = m->sock;
-    t->nsent = 0;
+    if (m->sock >= 0) {
+        close(t->sock);
+        t->sock = m->sock;
+        t->nsent = 0;
+    }
     unlink(path);
     rmdir(m->dir);
     g_free(m->dir);
@@ -1226,7 +1321,7 @@ static void check_packet(RscTest *t, const RxPacket *p, const Expect *e)
                  p->data[i], exp[i]);
     }
     if (t->opts.mergeable) {
-        unsigned n = DIV_ROUND_UP(VNET_HDR_LEN + exp_len, t->buf_size);
+        unsigned n = DIV_ROUND_UP(t->hdr_len + exp_len, t->buf_size);
 
         if (p->nbufs != n) {
             rsc_fail("expected %s: num_buffers %u (%u of them empty), "
@@ -1237,7 +1332,7 @@ static void check_packet(RscTest *t, const RxPacket *p, const Expect *e)
 }
 
 /* The connection a received frame belongs to, or -1. */
-static int rx_conn(RscTest *t, const RxPacket *p)
+int rx_conn(RscTest *t, const RxPacket *p)
 {
     size_t l3 = ETH_HLEN, l4;
     uint16_t type;
@@ -1374,39 +1469,51 @@ void check_expected(RscTest *t)
 }
 
 /*
- * Stream check for tests that do not fix unit boundaries: every packet of
- * a connection must start where the previous one ended and be either one
- * of the frames sent (untouched) or the unit of the next csum_start
- * frames.  @next holds, per connection, the index into its data frames.
+ * Check @p as the next packet of a connection whose data frames are
+ * @frames, *@next of them received so far: it must start where the
+ * previous one ended and be either the next frame (untouched) or the
+ * unit of the next csum_start frames.  Returns how many it holds.
+ */
+unsigned check_next_packet(RscTest *t, const RxPacket *p, GPtrArray *frames,
+                           unsigned *next)
+{
+    Expect e = { .conn = rx_conn(t, p) };
+    unsigned n = 1, i;
+
+    if (p->hdr[0] & VIRTIO_NET_HDR_F_RSC_INFO) {
+        n = lduw_le_p(p->hdr + 6);
+        e.coalesced = true;
+    }
+    if (n == 0 || *next + n > frames->len) {
+        rsc_fail("conn %d: packet claims %u segments from segment %u, %u "
+                 "were sent", e.conn, n, *next, frames->len);
+    }
+    e.segs = g_ptr_array_new();
+    for (i = 0; i < n; i++) {
+        g_ptr_array_add(e.segs, g_ptr_array_index(frames, *next + i));
+    }
+    check_packet(t, p, &e);
+    g_ptr_array_unref(e.segs);
+    *next += n;
+    return n;
+}
+
+/*
+ * Stream check for tests that do not fix unit boundaries:
+ * check_next_packet() on the connection of @p.  @conn_frames holds, per
+ * connection, its data frames, @next the index into them.
  */
 void check_stream_packet(RscTest *t, const RxPacket *p,
-                                GPtrArray **conn_frames, unsigned *next)
+                         GPtrArray **conn_frames, unsigned *next)
 {
     int conn = rx_conn(t, p);
-    Expect e = { .conn = conn };
-    unsigned n = 1, i;
 
     if (conn < 0) {
         g_autofree char *d = describe_frame(t, p->data, p->len);
 
         rsc_fail("packet of no test connection: %s", d);
     }
-    if (p->hdr[0] & VIRTIO_NET_HDR_F_RSC_INFO) {
-        n = lduw_le_p(p->hdr + 6);
-        e.coalesced = true;
-    }
-    if (n == 0 || next[conn] + n > conn_frames[conn]->len) {
-        rsc_fail("conn %d: packet claims %u segments from segment %u, %u "
-                 "were sent", conn, n, next[conn], conn_frames[conn]->len);
-    }
-    e.segs = g_ptr_array_new();
-    for (i = 0; i < n; i++) {
-        g_ptr_array_add(e.segs, g_ptr_array_index(conn_frames[conn],
-                                                  next[conn] + i));
-    }
-    check_packet(t, p, &e);
-    g_ptr_array_unref(e.segs);
-    next[conn] += n;
+    check_next_packet(t, p, conn_frames[conn], &next[conn]);
 }
 
 /* --- generic test scaffolding ----------------------------------------- */

@@ -35,6 +35,8 @@
 #define RSC_PCI_SLOT            4
 
 #define VNET_HDR_LEN            12          /* struct virtio_net_hdr_v1 */
+#define VNET_HASH_HDR_LEN       20          /* virtio_net_hdr_v1_hash */
+#define RSC_MAX_PAIRS           4           /* queue pairs of a test */
 #define MAX_FRAME               65549       /* netkvm's limit, 65535 + 14 */
 #define BIG_BUF_SIZE            (64 * 1024 + 64)
 #define MRG_BUF_SIZE            4096
@@ -97,8 +99,12 @@ typedef struct RscOpts {
     bool rsc_gro;           /* rsc_gro=on: the GRO profile for Linux */
     bool no_offer_rsc_ext;  /* leave guest_rsc_ext off on the device */
     uint64_t drop_features; /* features the driver does not ack */
-    bool ack_offered;       /* ack what the device offers of the wanted
-                               features (Linux), else all must be offered */
+    unsigned pairs;         /* queue pairs (a tap has that many), 0: 1 */
+    bool rss;               /* mq=on,rss=on,hash=on */
+    bool packed;            /* packed=on */
+    bool in_order;          /* in_order=on */
+    unsigned ring_size;     /* rx_queue_size, 0: RX_RING_SIZE */
+    bool ack_offered;       /* ack the wanted features offered (Linux) */
 } RscOpts;
 
 /* A frame the test built (and usually sent). */
@@ -168,7 +174,7 @@ typedef struct Expect {
 
 /* A packet popped from the receive ring. */
 typedef struct RxPacket {
-    uint8_t hdr[VNET_HDR_LEN];
+    uint8_t hdr[VNET_HASH_HDR_LEN];     /* with the hash report, if any */
     uint8_t *data;
     size_t len;
     unsigned nbufs;
@@ -189,6 +195,7 @@ typedef struct RscTest {
     RscOpts opts;
     uint64_t features;
     uint32_t buf_size;
+    uint32_t hdr_len;       /* vnet header bytes in receive buffers */
     uint64_t bufs_base;     /* guest memory of the rx buffers */
     uint16_t avail_idx;     /* rx avail index written */
     uint16_t used_idx;      /* rx used entries consumed */
@@ -216,6 +223,7 @@ void rsc_fail_at(const char *file, int line, const char *func,
 /* frames */
 Frame *raw_frame(RscTest *t, const void *data, size_t len);
 Conn *conn_new(RscTest *t, bool v6);
+void conn_addrs(const Conn *c, uint8_t *src, uint8_t *dst);
 void conn_set_opts(Conn *c, const uint8_t *opts, size_t len);
 Frame *tcp_frame(RscTest *t, Conn *c, uint32_t off, uint32_t plen);
 Frame *seg(RscTest *t, Conn *c, uint32_t plen);
@@ -230,6 +238,7 @@ uint16_t used_idx(RscTest *t, QVirtQueue *vq);
 uint8_t ctrl_offloads(RscTest *t, uint64_t offloads);
 void rsc_driver_init(RscTest *t);
 void rsc_machine_args(GString *args, const RscOpts *opts);
+void rsc_launch(RscTest *t, const RscOpts *opts);
 void rsc_init(RscTest *t, const RscOpts *opts);
 void rsc_fini(RscTest *t);
 RscTest *rsc_start(const RscOpts *opts);
@@ -274,6 +283,9 @@ void expect_frames(RscTest *t, Frame **f, unsigned n);
 void expect_unit(RscTest *t, Frame **f, unsigned n);
 void check_expected_full(RscTest *t, bool required_only);
 void check_expected(RscTest *t);
+int rx_conn(RscTest *t, const RxPacket *p);
+unsigned check_next_packet(RscTest *t, const RxPacket *p, GPtrArray *frames,
+                           unsigned *next);
 void check_stream_packet(RscTest *t, const RxPacket *p,
                          GPtrArray **conn_frames, unsigned *next);
 

@@ -176,7 +176,8 @@ static void test_push(void)
     rx(f, &fr[3]);
     g_assert_cmpuint(f->fake.nout, ==, 2);
     g_assert(!f->fake.out[1].has_hdr);
-    g_assert_cmpmem(f->fake.out[1].frame, f->fake.out[1].len, fr[3].buf, fr[3].len);
+    g_assert_cmpmem(f->fake.out[1].frame, f->fake.out[1].len, fr[3].buf,
+                    fr[3].len);
     g_assert_cmpuint(env_stat(f, "bypass-push"), ==, 1);
     g_assert_cmpuint(virtio_net_rsc_held(f->chain), ==, 0);
     env_free(f);
@@ -278,7 +279,8 @@ static void test_shortcut(const void *data)
     g_assert(f->fake.out[0].has_hdr);
     g_assert_cmpuint(f->fake.out[0].len, ==, fr[0].len + 2 * MSS);
     g_assert(!f->fake.out[1].has_hdr);
-    g_assert_cmpmem(f->fake.out[1].frame, f->fake.out[1].len, fr[3].buf, fr[3].len);
+    g_assert_cmpmem(f->fake.out[1].frame, f->fake.out[1].len, fr[3].buf,
+                    fr[3].len);
     g_assert_cmpuint(env_stat(f, "flush-exception"), ==, 1);
     g_assert_cmpuint(env_stat(f, "flush-timer"), ==, sp->alone ? 0 : 1);
     env_free(f);
