@@ -256,6 +256,7 @@ typedef struct QEMU_ALIGNED(RSC_FLOW_ALIGN) RscFlow {
     uint16_t newer;         /* age list, towards the newest unit */
     uint16_t idx;           /* this entry's index in its table */
     uint16_t ip_id;         /* IPv4 ID of the latest segment */
+    uint16_t ip_sum;        /* IPv4: rsc_ip4_fixed_sum() of the headers */
     uint8_t id_fixed;       /* the IPv4 ID stays (else it steps by one) */
     uint8_t v6;             /* key: IP version */
     uint8_t l234_len;       /* bytes in l234 */
@@ -382,21 +383,43 @@ static uint32_t rsc_csum(const uint8_t *p, size_t len)
 }
 
 /*
- * Whether the option-less IPv4 header @ip has a valid checksum: its 16-bit
- * words add up to 0xffff in one's complement (summed in host order, which
- * RFC 1071 allows for this test).
+ * Whether @sum, 16-bit words of a header added in host order (below 2^48),
+ * is 0xffff in one's complement: the header's checksum is valid (RFC 1071
+ * allows either byte order for this test).
  */
-static inline bool rsc_ip4_csum_ok(const uint8_t *ip)
+static inline bool rsc_sum_valid(uint64_t sum)
 {
-    uint64_t sum = (uint64_t)(uint32_t)ldl_he_p(ip) +
-                   (uint32_t)ldl_he_p(ip + 4) + (uint32_t)ldl_he_p(ip + 8) +
-                   (uint32_t)ldl_he_p(ip + 12) + (uint32_t)ldl_he_p(ip + 16);
-
-    sum = (sum & 0xffffffff) + (sum >> 32);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + ((sum >> 16) & 0xffff) + (sum >> 32);
     sum = (sum & 0xffff) + (sum >> 16);
     return sum == 0xffff;
+}
+
+/* Whether the option-less IPv4 header @ip has a valid checksum. */
+static inline bool rsc_ip4_csum_ok(const uint8_t *ip)
+{
+    return rsc_sum_valid((uint64_t)(uint32_t)ldl_he_p(ip) +
+                         (uint32_t)ldl_he_p(ip + 4) +
+                         (uint32_t)ldl_he_p(ip + 8) +
+                         (uint32_t)ldl_he_p(ip + 12) +
+                         (uint32_t)ldl_he_p(ip + 16));
+}
+
+/*
+ * The words of the option-less IPv4 header @ip that rsc_fast() proves
+ * equal to the unit's (version to TOS, flags and fragment offset,
+ * addresses), added and folded to 16 bits: with the words it reads (total
+ * length, ID, TTL and protocol, checksum) they check the header.
+ */
+static uint16_t rsc_ip4_fixed_sum(const uint8_t *ip)
+{
+    uint64_t sum = (uint64_t)lduw_he_p(ip) + lduw_he_p(ip + 6) +
+                   (uint32_t)ldl_he_p(ip + 12) +
+                   (uint32_t)ldl_he_p(ip + 16);
+
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return sum;
 }
 
 static uint32_t rsc_hash(const uint8_t *addrs, bool v6, uint32_t ports)
@@ -415,8 +438,8 @@ static uint32_t rsc_hash(const uint8_t *addrs, bool v6, uint32_t ports)
 /* Sum of the TCP pseudo-header for @tcp_len bytes of TCP segment. */
 static uint32_t rsc_pseudo_sum(const uint8_t *addrs, bool v6, uint32_t tcp_len)
 {
-    return net_checksum_add(v6 ? 32 : 8, (uint8_t *)addrs) + IP_PROTO_TCP +
-           (tcp_len >> 16) + (tcp_len & 0xffff);
+    return rsc_csum(addrs, v6 ? 32 : 8) + IP_PROTO_TCP + (tcp_len >> 16) +
+           (tcp_len & 0xffff);
 }
 
 static bool rsc_ipv6_ext_hdr(uint8_t nh)
@@ -931,8 +954,13 @@ static inline QEMU_ALWAYS_INLINE RscVerdict rsc_decide(const RscRules *r,
         (!r->window_changes && s->win != f->win)) {
         return pushed ? RSC_FLUSH_ALONE : RSC_FLUSH_START;
     }
-    if (f->l234_len + f->payload + s->payload_len > NET_RSC_MAX_FRAME ||
-        f->segs == UINT16_MAX) {
+    /*
+     * Every segment brings a byte at least, so the frame limit also keeps
+     * the segment count within 16 bits.
+     */
+    QEMU_BUILD_BUG_ON(NET_RSC_MAX_FRAME - ETH_HLEN - sizeof(struct ip_header) -
+                      sizeof(struct tcp_hdr) >= UINT16_MAX);
+    if (f->l234_len + f->payload + s->payload_len > NET_RSC_MAX_FRAME) {
         cause->flush = NET_RSC_FLUSH_FULL;
         return pushed ? RSC_FLUSH_ALONE : RSC_FLUSH_START;
     }
@@ -965,7 +993,7 @@ static void rsc_finalise(const RscRules *r, RscFlow *f, NetRscVnetHdr *hdr)
         stw_be_p(ip + 2, f->iphl + tcp_len);
         ip[8] = f->ttl;
         stw_be_p(ip + 10, 0);
-        stw_be_p(ip + 10, net_checksum_finish(net_checksum_add(f->iphl, ip)));
+        stw_be_p(ip + 10, net_checksum_finish(rsc_csum(ip, f->iphl)));
     }
     stl_be_p(tcp + 8, f->ack);
     tcp[13] |= f->psh;
@@ -1106,6 +1134,7 @@ static ssize_t rsc_start(NetRscChain *c, unsigned qi, const RscSeg *s,
     f->mss = s->payload_len;
     f->segs = 1;
     f->ip_id = s->ip_id;
+    f->ip_sum = s->v6 ? 0 : rsc_ip4_fixed_sum(s->l2 + ETH_HLEN);
     f->id_fixed = 0;
     f->l234_len = ETH_HLEN + s->iphl + s->tcphl;
     f->iphl = s->iphl;
@@ -1172,8 +1201,12 @@ static inline QEMU_ALWAYS_INLINE bool rsc_merge(NetRscChain *c,
         trace_virtio_net_rsc_merge(qi, s->seq, s->payload_len, f->segs);
     }
     /* a run of one connection: rsc_fast() needs no lookup */
-    q->last = q->prev == idx ? idx : RSC_NIL;
-    q->prev = idx;
+    if (likely(q->prev == idx)) {
+        q->last = idx;
+    } else {
+        q->prev = idx;
+        q->last = RSC_NIL;
+    }
     if (unlikely(v == RSC_MERGE_FLUSH)) {
         rsc_flush(c, qi, f, cause);
     }
@@ -1415,7 +1448,8 @@ rsc_fast(NetRscChain *c, unsigned qi, const uint8_t *buf, size_t size,
         l4len = lduw_be_p(ip + 2) - f->iphl;
         if (!c->ipv4 || lduw_be_p(ip + 2) > size - vhl - ETH_HLEN ||
             (r->exact && lduw_be_p(ip + 2) != size - vhl - ETH_HLEN) ||
-            !rsc_ip4_csum_ok(ip)) {
+            !rsc_sum_valid(f->ip_sum + (uint64_t)(uint32_t)ldl_he_p(ip + 2) +
+                           (uint32_t)ldl_he_p(ip + 8))) {
             goto slow;
         }
         s.ttl = ip[8];
