@@ -869,6 +869,20 @@ static void send_interleaved(MqTest *t, MqConn **c, unsigned nconn,
 }
 
 /*
+ * Start the device of case @data with rsc_interval @interval and
+ * @nconn connections in @c, spread by conns_spread().
+ */
+static MqTest *mq_start_conns(const MqCase *mc, uint32_t interval,
+                              MqConn **c, unsigned nconn)
+{
+    MqOpts o = case_opts(mc, interval);
+    MqTest *t = mq_start(&o);
+
+    conns_spread(t, c, nconn);
+    return t;
+}
+
+/*
  * 24 interleaved connections, IPv4 and IPv6, spread by RSS over every
  * queue: each connection's segments are held as one unit on the queue
  * RSS chose, until rsc_interval, and arrive there coalesced, in order,
@@ -877,11 +891,9 @@ static void send_interleaved(MqTest *t, MqConn **c, unsigned nconn,
 static void test_rss_spread(const void *data)
 {
     enum { NCONN = 24, NSEG = 5 };
-    MqOpts o = case_opts(data, RSC_INTERVAL);
-    MqTest *t = mq_start(&o);
     MqConn *c[NCONN];
+    MqTest *t = mq_start_conns(data, RSC_INTERVAL, c, NCONN);
 
-    conns_spread(t, c, NCONN);
     send_interleaved(t, c, NCONN, NSEG);
     clock_step(&t->r, RSC_INTERVAL - 1);
     mq_assert_idle(t, ~0u, "units are held until rsc_interval");
@@ -908,11 +920,9 @@ static void test_rss_spread(const void *data)
 static void test_rss_burst_end(const void *data)
 {
     enum { NCONN = 16, NSEG = 4 };
-    MqOpts o = case_opts(data, 0);
-    MqTest *t = mq_start(&o);
     MqConn *c[NCONN];
+    MqTest *t = mq_start_conns(data, 0, c, NCONN);
 
-    conns_spread(t, c, NCONN);
     send_interleaved(t, c, NCONN, NSEG);
     rx_all_now(t, "units are delivered at the end of the burst");
     g_assert_cmpuint(rsc_stat(&t->r, "segments-merged"), >, 0);
@@ -999,12 +1009,10 @@ static void test_rss_queue_timers(const void *data)
 static void test_hash_report(const void *data)
 {
     enum { NCONN = 16 };
-    MqOpts o = case_opts(data, RSC_INTERVAL);
-    MqTest *t = mq_start(&o);
     MqConn *c[NCONN];
     unsigned i;
+    MqTest *t = mq_start_conns(data, RSC_INTERVAL, c, NCONN);
 
-    conns_spread(t, c, NCONN);
     g_assert_cmpuint(mq_ctrl_offloads(t, RSC_OFF_OFFLOADS), ==, VIRTIO_NET_OK);
     send_interleaved(t, c, NCONN, 2);
     rx_all_now(t, "with RSC off every segment goes alone at once");
@@ -1291,12 +1299,10 @@ static void test_lifecycle(const void *data)
     enum { NCONN = 16 };
     const MqLifecycleCase *lcc = data;
     const MqLifecycle *lc = lcc->lc;
-    MqOpts o = case_opts(lcc->mc, RSC_INTERVAL);
-    MqTest *t = mq_start(&o);
     MqConn *c[NCONN];
     unsigned i;
+    MqTest *t = mq_start_conns(lcc->mc, RSC_INTERVAL, c, NCONN);
 
-    conns_spread(t, c, NCONN);
     hold_units(t, c, NCONN, 3);
     g_assert_cmpuint(lc->flush(t), ==, NCONN);
     rx_all_now(t, lc->flushed);
@@ -1412,16 +1418,14 @@ static void test_in_order_interleaved(const void *data)
 static void test_rss_reconfig(const void *data)
 {
     enum { NCONN = 16 };
-    MqOpts o = case_opts(data, RSC_INTERVAL);
-    MqTest *t = mq_start(&o);
     MqConn *c[NCONN];
     Frame *f[2 * NCONN];
     unsigned i;
+    MqTest *t = mq_start_conns(data, RSC_INTERVAL, c, NCONN);
 
-    conns_spread(t, c, NCONN);
     hold_units(t, c, NCONN, 3);
     for (i = 0; i < RSS_TABLE_LEN; i++) {
-        t->table[i] = (t->table[i] + 1) % o.pairs;
+        t->table[i] = (t->table[i] + 1) % t->opts.pairs;
     }
     g_assert_cmpuint(ctrl_rss(t), ==, VIRTIO_NET_OK);
     rx_all_now(t, "a new RSS configuration delivers the units held under "
