@@ -70,17 +70,16 @@ static const uint8_t rss_key[RSS_KEY_LEN] = {
 
 /* How a case wants the device and the driver set up. */
 typedef struct MqOpts {
-    unsigned pairs;         /* queue pairs; the socket backend has 1 */
-    bool tap;               /* multi-queue tap, else the socket backend */
-    uint32_t interval;      /* rsc_interval, ns */
-    bool mergeable;         /* negotiate MRG_RXBUF, 4 KiB buffers */
-    bool in_order;          /* in_order=on, negotiate VIRTIO_F_IN_ORDER */
+    /*
+     * The device and the backend: queue pairs (the socket backend has
+     * one), tap, rsc_interval (0: burst), mergeable, in_order and packed
+     * (the driver negotiates them too), receive buffer bytes
+     */
+    RscOpts r;
     bool hash;              /* negotiate VIRTIO_NET_F_HASH_REPORT */
-    bool packed;            /* packed=on, negotiate VIRTIO_F_RING_PACKED */
     bool indirect;          /* receive buffers as indirect descriptors */
     bool chain;             /* receive buffers as chains of 2 descriptors */
     bool no_event_idx;      /* do not negotiate VIRTIO_RING_F_EVENT_IDX */
-    uint32_t buf_size;      /* receive buffer bytes, 0: the default */
 } MqOpts;
 
 /* A TCP connection from the peer to the guest, and what came of it. */
@@ -264,7 +263,7 @@ static void desc_write(MqTest *t, uint64_t a, uint64_t addr, uint32_t len,
 
     stq_le_p(d, addr);
     stl_le_p(d + 8, len);
-    if (t->opts.packed) {
+    if (t->r.opts.packed) {
         stw_le_p(d + 12, next);
         stw_le_p(d + 14, flags);
     } else {
@@ -293,10 +292,10 @@ static void rx_post(MqTest *t, unsigned qi, uint16_t b)
         uint64_t tab = q->itab + 32 * (uint64_t)b;
 
         desc_write(t, tab, buf, hl,
-                   w | (t->opts.packed ? 0 : VRING_DESC_F_NEXT), 1);
+                   w | (t->r.opts.packed ? 0 : VRING_DESC_F_NEXT), 1);
         desc_write(t, tab + 16, buf + hl, rest, w, 0);
     }
-    if (!t->opts.packed) {
+    if (!t->r.opts.packed) {
         head = t->opts.chain ? 2 * b : b;
         if (t->opts.indirect) {
             desc_write(t, ring + 16 * head, q->itab + 32 * (uint64_t)b, 32,
@@ -386,7 +385,7 @@ static uint8_t ctrl_cmd(MqTest *t, uint8_t class, uint8_t cmd,
     memcpy(b + 2, data, len);
     qtest_memwrite(t->r.qts, t->r.ctrl_buf, b, 2 + len);
     qtest_writeb(t->r.qts, t->r.ctrl_buf + 1024, 0xff);
-    if (t->opts.packed) {
+    if (t->r.opts.packed) {
         uint16_t slot = t->ctrl_slot, second = (slot + 1) % t->r.ctrl->size;
         bool wrap = t->ctrl_wrap, wrap2 = second ? wrap : !wrap;
 
@@ -428,7 +427,7 @@ static uint8_t mq_ctrl_offloads(MqTest *t, uint64_t offloads)
 
 /*
  * VIRTIO_NET_CTRL_MQ_RSS_CONFIG with the test's key and indirection table
- * over @t->opts.pairs queues.
+ * over @t->r.opts.pairs queues.
  */
 static uint8_t ctrl_rss(MqTest *t)
 {
@@ -443,7 +442,7 @@ static uint8_t ctrl_rss(MqTest *t)
     for (i = 0; i < RSS_TABLE_LEN; i++, p += 2) {
         stw_le_p(p, t->table[i]);
     }
-    stw_le_p(p, t->opts.pairs);
+    stw_le_p(p, t->r.opts.pairs);
     p[2] = RSS_KEY_LEN;
     memcpy(p + 3, rss_key, RSS_KEY_LEN);
     return ctrl_cmd(t, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_RSS_CONFIG, b,
@@ -459,17 +458,17 @@ static void mq_driver_init(MqTest *t, unsigned post_mask)
     uint64_t host, want = MQ_FEATURES;
     unsigned i;
 
-    if (t->opts.mergeable) {
+    if (t->r.opts.mergeable) {
         want |= BIT(VIRTIO_NET_F_MRG_RXBUF);
     }
-    if (t->opts.in_order) {
+    if (t->r.opts.in_order) {
         want |= BIT(VIRTIO_F_IN_ORDER);
     }
     if (t->opts.hash) {
         want |= BIT(VIRTIO_NET_F_HASH_REPORT);
     }
     t->r.hdr_len = t->opts.hash ? VNET_HASH_HDR_LEN : VNET_HDR_LEN;
-    if (t->opts.packed) {
+    if (t->r.opts.packed) {
         want |= BIT(VIRTIO_F_RING_PACKED);
     }
     if (t->opts.indirect) {
@@ -486,20 +485,20 @@ static void mq_driver_init(MqTest *t, unsigned post_mask)
                 want & ~host);
     }
     qvirtio_set_features(t->r.vdev, want);
-    g_assert_cmpuint(qvirtio_config_readw(t->r.vdev, 8), ==, t->opts.pairs);
-    for (i = 0; i < t->opts.pairs; i++) {
+    g_assert_cmpuint(qvirtio_config_readw(t->r.vdev, 8), ==, t->r.opts.pairs);
+    for (i = 0; i < t->r.opts.pairs; i++) {
         t->q[i].rx = qvirtqueue_setup(t->r.vdev, &t->r.alloc, 2 * i);
         t->q[i].tx = qvirtqueue_setup(t->r.vdev, &t->r.alloc, 2 * i + 1);
     }
-    t->r.ctrl = qvirtqueue_setup(t->r.vdev, &t->r.alloc, 2 * t->opts.pairs);
-    if (t->opts.packed) {
+    t->r.ctrl = qvirtqueue_setup(t->r.vdev, &t->r.alloc, 2 * t->r.opts.pairs);
+    if (t->r.opts.packed) {
         /*
          * The split layout libqos wrote serves as a packed one: the
          * descriptor ring where the split one is, the driver event
          * suppression area where the available ring starts (flags 0:
          * notify), the device's where the used ring starts.
          */
-        for (i = 0; i < t->opts.pairs; i++) {
+        for (i = 0; i < t->r.opts.pairs; i++) {
             qtest_memset(t->r.qts, t->q[i].tx->desc, 0, 16 * t->q[i].tx->size);
         }
         qtest_memset(t->r.qts, t->r.ctrl->desc, 0, 16 * t->r.ctrl->size);
@@ -507,7 +506,7 @@ static void mq_driver_init(MqTest *t, unsigned post_mask)
         t->ctrl_wrap = true;
     }
     qvirtio_set_driver_ok(t->r.vdev);
-    for (i = 0; i < t->opts.pairs; i++) {
+    for (i = 0; i < t->r.opts.pairs; i++) {
         rx_setup(t, i, post_mask & (1u << i) ?
                  (t->opts.chain ? t->q[i].rx->size / 2 : t->q[i].rx->size) :
                  0);
@@ -524,27 +523,19 @@ static void mq_driver_init(MqTest *t, unsigned post_mask)
 static MqTest *mq_start_posted(const MqOpts *o, unsigned post_mask)
 {
     MqTest *t = g_new0(MqTest, 1);
-    RscOpts r = {
-        .pairs = o->pairs,
-        .tap = o->tap,
-        .rss = true,
-        .interval = o->interval,
-        .burst = !o->interval,
-        .mergeable = o->mergeable,
-        .in_order = o->in_order,
-        .packed = o->packed,
-        .buf_size = o->buf_size,
-        .ring_size = MQ_RING_SIZE,
-    };
+    RscOpts r = o->r;
     unsigned i;
 
-    g_assert_cmpuint(o->pairs, >=, 1);
-    g_assert_cmpuint(o->pairs, <=, MQ_MAX_PAIRS);
+    g_assert_cmpuint(r.pairs, >=, 1);
+    g_assert_cmpuint(r.pairs, <=, MQ_MAX_PAIRS);
+    r.rss = true;
+    r.burst = !r.interval;
+    r.ring_size = MQ_RING_SIZE;
     t->opts = *o;
     t->conns = g_ptr_array_new_with_free_func(mq_conn_free);
     /* spread the table over every queue */
     for (i = 0; i < RSS_TABLE_LEN; i++) {
-        t->table[i] = (i * 7 + i / 16) % o->pairs;
+        t->table[i] = (i * 7 + i / 16) % r.pairs;
     }
     rsc_launch(&t->r, &r);
     mq_driver_init(t, post_mask);
@@ -569,7 +560,7 @@ static bool mq_ready(MqTest *t, unsigned qi)
 {
     MqQueue *q = &t->q[qi];
 
-    if (t->opts.packed) {
+    if (t->r.opts.packed) {
         return packed_used(t, q->rx, q->used_idx, q->used_wrap);
     }
     return used_idx(&t->r, q->rx) != q->used_idx;
@@ -588,7 +579,7 @@ static void rx_pop_elem(MqTest *t, unsigned qi, uint32_t *id, uint32_t *len)
                     "packet", qi);
         }
     }
-    if (t->opts.packed) {
+    if (t->r.opts.packed) {
         a = q->rx->desc + 16 * q->used_idx;
         *id = qtest_readw(t->r.qts, a + 12);
         *len = qtest_readl(t->r.qts, a + 8);
@@ -614,7 +605,7 @@ static void rx_pop_elem(MqTest *t, unsigned qi, uint32_t *id, uint32_t *len)
         rsc_fail("queue %u: used element id %u length %u (ring %u, buffers "
                 "of %u bytes)", qi, *id, *len, q->rx->size, t->r.buf_size);
     }
-    if (t->opts.in_order &&
+    if (t->r.opts.in_order &&
         *id != q->posted[q->nused % ARRAY_SIZE(q->posted)]) {
         rsc_fail("queue %u: VIRTIO_F_IN_ORDER: used buffer %u, the next one "
                 "made available is %u", qi, *id,
@@ -648,7 +639,7 @@ static MqConn *rx_check_one(MqTest *t, unsigned qi)
     g_byte_array_set_size(b, len);
     qtest_bufread(t->r.qts, q->bufs + (uint64_t)id * t->r.buf_size, b->data,
                   len);
-    if (t->opts.mergeable) {
+    if (t->r.opts.mergeable) {
         nbufs = lduw_le_p(b->data + 10);
         if (nbufs < 1 || nbufs > q->nbuf) {
             rsc_fail("queue %u: num_buffers is %u", qi, nbufs);
@@ -771,7 +762,7 @@ static void rx_all_now(MqTest *t, const char *why)
 
     backend_sync(&t->r);
     while (!all_received(t)) {
-        for (qi = 0; qi < t->opts.pairs; qi++) {
+        for (qi = 0; qi < t->r.opts.pairs; qi++) {
             rx_check_ready(t, qi);
         }
         if (g_get_monotonic_time() > deadline) {
@@ -786,7 +777,7 @@ static void mq_assert_idle(MqTest *t, unsigned mask, const char *why)
     unsigned qi;
 
     backend_sync(&t->r);
-    for (qi = 0; qi < t->opts.pairs; qi++) {
+    for (qi = 0; qi < t->r.opts.pairs; qi++) {
         if ((mask & (1u << qi)) && mq_ready(t, qi)) {
             MqConn *c = rx_check_one(t, qi);
 
@@ -829,15 +820,17 @@ static MqOpts case_opts(const void *data, uint32_t interval)
 {
     const MqCase *mc = data;
     MqOpts o = {
-        .pairs = mc->pairs,
-        .tap = mc->tap,
-        .mergeable = mc->mergeable,
-        .packed = mc->packed,
+        .r = {
+            .pairs = mc->pairs,
+            .tap = mc->tap,
+            .mergeable = mc->mergeable,
+            .packed = mc->packed,
+            .interval = interval,
+        },
         .indirect = mc->indirect,
         .chain = mc->chain,
         .no_event_idx = mc->no_event_idx,
         .hash = mc->tap,
-        .interval = interval,
     };
 
     return o;
@@ -849,7 +842,7 @@ static void conns_spread(MqTest *t, MqConn **c, unsigned nconn)
     unsigned i;
 
     for (i = 0; i < nconn; i++) {
-        c[i] = mq_conn_new(t, i & 1, (i / 2) % t->opts.pairs);
+        c[i] = mq_conn_new(t, i & 1, (i / 2) % t->r.opts.pairs);
     }
 }
 
@@ -1088,7 +1081,7 @@ static void rx_all_but(MqTest *t, unsigned skip, const char *why)
         if (done) {
             return;
         }
-        for (qi = 0; qi < t->opts.pairs; qi++) {
+        for (qi = 0; qi < t->r.opts.pairs; qi++) {
             if (qi != skip) {
                 rx_check_ready(t, qi);
             }
@@ -1113,7 +1106,7 @@ static void liveness(const void *data, bool rsc)
 {
     enum { NCONN = 16, NSEG = 4 };
     MqOpts o = case_opts(data, 0);
-    unsigned empty = o.pairs - 1;
+    unsigned empty = o.r.pairs - 1;
     MqTest *t = mq_start_posted(&o, ~(1u << empty));
     MqConn *c[NCONN];
     Frame *f[NCONN * NSEG];
@@ -1146,7 +1139,7 @@ static void liveness(const void *data, bool rsc)
     }
 
     /* buffers on the empty queue, one kick, no more kicks */
-    for (qi = 0; qi < o.pairs; qi++) {
+    for (qi = 0; qi < o.r.pairs; qi++) {
         t->q[qi].repost = false;
     }
     for (n = 0; n < t->q[empty].nbuf; n++) {
@@ -1227,7 +1220,7 @@ static uint64_t lc_reset(MqTest *t)
     unsigned qi;
 
     qvirtio_reset(t->r.vdev);
-    for (qi = 0; qi < t->opts.pairs; qi++) {
+    for (qi = 0; qi < t->r.opts.pairs; qi++) {
         t->q[qi].repost = false;
     }
     return rsc_stat(&t->r, "flush-reset");
@@ -1337,7 +1330,7 @@ static void test_in_order_runs(const void *data)
     Frame *f[NCONN * NSEG];
     unsigned i, j;
 
-    o.in_order = true;
+    o.r.in_order = true;
     t = mq_start(&o);
     conns_spread(t, c, NCONN);
     for (i = 0; i < NCONN; i++) {
@@ -1348,7 +1341,7 @@ static void test_in_order_runs(const void *data)
     send_frames(&t->r, f, NCONN * NSEG);
     clock_step(&t->r, RSC_INTERVAL);
     rx_all_now(t, "every run is delivered");
-    if (!o.tap) {
+    if (!o.r.tap) {
         /* one backend queue: the runs reach the device as sent */
         assert_units(t, 1);
     }
@@ -1383,11 +1376,11 @@ static void test_in_order_interleaved(const void *data)
     MqTest *t;
     MqConn *c[NCONN];
 
-    o.in_order = true;
+    o.r.in_order = true;
     t = mq_start(&o);
     conns_spread(t, c, NCONN);
     send_interleaved(t, c, NCONN, NSEG);
-    if (!o.tap) {
+    if (!o.r.tap) {
         /*
          * One backend queue: each frame is flushed by the next one, at
          * once; only the last frame sent waits for the timer.
@@ -1425,7 +1418,7 @@ static void test_rss_reconfig(const void *data)
 
     hold_units(t, c, NCONN, 3);
     for (i = 0; i < RSS_TABLE_LEN; i++) {
-        t->table[i] = (t->table[i] + 1) % t->opts.pairs;
+        t->table[i] = (t->table[i] + 1) % t->r.opts.pairs;
     }
     g_assert_cmpuint(ctrl_rss(t), ==, VIRTIO_NET_OK);
     rx_all_now(t, "a new RSS configuration delivers the units held under "
@@ -1458,7 +1451,7 @@ static void small_buffers(const void *data, bool rsc)
     Frame *f[5];
     unsigned i, j;
 
-    o.buf_size = 1024;
+    o.r.buf_size = 1024;
     t = mq_start(&o);
     if (!rsc) {
         g_assert_cmpuint(mq_ctrl_offloads(t, RSC_OFF_OFFLOADS), ==,
