@@ -1,9 +1,15 @@
 /*
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * The fixture of the virtio-net RSC qtest: a device and a guest driver
+ * The fixture of the virtio-net RSC qtests: a device and a guest driver
  * that negotiates like the Windows netkvm driver, a socketpair or tap
  * backend to inject frames, and a checker for what the guest receives
+ *
+ * Shared by virtio-net-rsc-test.c, virtio-net-rsc-gro-test.c (the
+ * driver negotiates like Linux: RscOpts' rsc_gro, no_rsc_ext,
+ * ack_offered) and virtio-net-rsc-mq-test.c (several queue pairs on a
+ * multi-queue tap: it starts the device with rsc_launch() and brings
+ * its own ring driver, then checks packets with check_next_packet()).
  *
  * A test states the frames it sends (built from a Conn, the sender's
  * side of a TCP connection) and the packets it expects (a frame
