@@ -5,8 +5,8 @@
  *
  * One run: start the QEMU of $QTEST_QEMU_BINARY with a virtio-net-pci
  * device on a tap backend (vnet headers), drive it with a guest driver
- * that negotiates like Windows netkvm (the one of
- * tests/qtest/virtio-net-rsc-test.c), inject TCP segments into the tap
+ * that negotiates like Windows netkvm (the fixture of the RSC qtests,
+ * tests/qtest/virtio-net-rsc-utils.c), inject TCP segments into the tap
  * and measure the CPU time QEMU spends, from the schedstat of all of
  * its threads.
  *
@@ -48,42 +48,14 @@
 #include <linux/sockios.h>
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
-#include "libqtest.h"
-#include "qobject/qdict.h"
 #include "qobject/qnum.h"
-#include "libqos/malloc-pc.h"
-#include "libqos/pci-pc.h"
-#include "libqos/virtio.h"
-#include "libqos/virtio-pci.h"
-#include "standard-headers/linux/virtio_config.h"
-#include "standard-headers/linux/virtio_net.h"
-#include "../tests/include/virtio-net-rsc-frames.h"
+#include "virtio-net-rsc-utils.h"
 
-#define PCI_SLOT        4
-#define RX_RING_SIZE    1024
-#define BUF_SIZE        (64 * 1024 + 64)
-#define VNET_HDR_LEN    12      /* struct virtio_net_hdr_v1, to the guest */
 #define TAP_HDR_LEN     10      /* struct virtio_net_hdr, written by us */
 #define LINK_MTU        9216
 #define TAP_QUEUE_LEN   4096
 #define MAX_HDR         128
 #define WAIT_US         (30 * G_USEC_PER_SEC)
-
-#define TCP_PSH         0x08
-#define TCP_ACK         0x10
-
-#define BIT(n)          (1ULL << (n))
-#define RSC_OFFLOADS    (BIT(VIRTIO_NET_F_GUEST_CSUM) | \
-                         BIT(VIRTIO_NET_F_GUEST_TSO4) | \
-                         BIT(VIRTIO_NET_F_GUEST_TSO6) | \
-                         BIT(VIRTIO_NET_F_RSC_EXT))
-#define RSC_FEATURES    (BIT(VIRTIO_F_VERSION_1) | \
-                         BIT(VIRTIO_NET_F_CTRL_VQ) | \
-                         BIT(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) | \
-                         RSC_OFFLOADS)
-
-static const uint8_t guest_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
-static const uint8_t peer_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
 
 /* Command line. */
 static char *opt_device = (char *)"";
@@ -150,16 +122,7 @@ typedef struct Pass {
 } Pass;
 
 typedef struct Bench {
-    QTestState *qts;
-    QGuestAllocator alloc;
-    QPCIBus *bus;
-    QVirtioPCIDevice *vpci;
-    QVirtioDevice *vdev;
-    QVirtQueue *rx, *tx, *ctrl;
-    uint64_t ctrl_buf;
-    uint64_t bufs_base;
-    uint16_t avail_idx;
-    uint16_t used_idx;
+    RscTest r;              /* the device and the guest driver */
     pid_t pid;
 
     int tap_fd;             /* QEMU's tap (passed to it) */
@@ -313,7 +276,7 @@ static void net_setup(Bench *b)
  * Frames QEMU has read from its tap (tun counts them as transmitted) and,
  * in *@dropped, frames the kernel dropped on the way to it.
  */
-static uint64_t tap_frames_read(Bench *b, uint64_t *dropped)
+static uint64_t bench_frames_read(Bench *b, uint64_t *dropped)
 {
     char buf[4096], *line;
     uint64_t v[12];
@@ -371,104 +334,31 @@ static uint64_t now_ns(void)
 
 /* --- the guest driver ---------------------------------------------------- */
 
-/* Send CTRL_GUEST_OFFLOADS_SET with @offloads; returns the ack byte. */
-static uint8_t ctrl_offloads(Bench *b, uint64_t offloads)
-{
-    uint8_t cmd[10] = { VIRTIO_NET_CTRL_GUEST_OFFLOADS,
-                        VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET };
-    gint64 deadline = g_get_monotonic_time() + WAIT_US;
-    uint32_t head;
-
-    stq_le_p(cmd + 2, offloads);
-    qtest_memwrite(b->qts, b->ctrl_buf, cmd, sizeof(cmd));
-    qtest_writeb(b->qts, b->ctrl_buf + 16, 0xff);
-    head = qvirtqueue_add(b->qts, b->ctrl, b->ctrl_buf, sizeof(cmd),
-                          false, true);
-    qvirtqueue_add(b->qts, b->ctrl, b->ctrl_buf + 16, 1, true, false);
-    qvirtqueue_kick(b->qts, b->vdev, b->ctrl, head);
-    while (qtest_readw(b->qts, b->ctrl->used + 2) == 0) {
-        if (g_get_monotonic_time() > deadline) {
-            die("no answer to CTRL_GUEST_OFFLOADS_SET");
-        }
-    }
-    return qtest_readb(b->qts, b->ctrl_buf + 16);
-}
-
-/* Post every receive buffer: descriptor i is buffer i, 64 KiB each. */
-static void rx_setup(Bench *b)
-{
-    uint32_t size = b->rx->size;
-    g_autofree uint8_t *desc = g_malloc0(size * 16);
-    g_autofree uint16_t *ring = g_new0(uint16_t, size);
-    uint32_t i;
-
-    b->bufs_base = guest_alloc(&b->alloc, (uint64_t)size * BUF_SIZE);
-    /* touch all buffer memory now, not during the first pass */
-    qtest_memset(b->qts, b->bufs_base, 0, (uint64_t)size * BUF_SIZE);
-    for (i = 0; i < size; i++) {
-        stq_le_p(desc + 16 * i, b->bufs_base + (uint64_t)i * BUF_SIZE);
-        stl_le_p(desc + 16 * i + 8, BUF_SIZE);
-        stw_le_p(desc + 16 * i + 12, VRING_DESC_F_WRITE);
-        ring[i] = cpu_to_le16(i);
-    }
-    qtest_bufwrite(b->qts, b->rx->desc, desc, size * 16);
-    qtest_bufwrite(b->qts, b->rx->avail + 4, ring, size * 2);
-    b->avail_idx = size;
-    qtest_writew(b->qts, b->rx->avail + 2, b->avail_idx);
-    b->vdev->bus->virtqueue_kick(b->vdev, b->rx);
-}
-
 static void qemu_start(Bench *b)
 {
-    QPCIAddress addr = { .devfn = QPCI_DEVFN(PCI_SLOT, 0) };
-    g_autofree char *args = NULL;
-    uint64_t host, want = RSC_FEATURES;
+    g_autofree char *netdev = g_strdup_printf("tap,fd=%d,id=n0,vhost=off",
+                                              b->tap_fd);
+    RscOpts o = {
+        .netdev = netdev,
+        .args = "-global apic-common.vapic=off",
+        .device = *opt_device ? opt_device : NULL,
+        .default_interval = true,
+        .no_offer_rsc_ext = true,   /* --device says */
+        .no_rsc_ext = opt_no_rsc_ext,
+    };
 
-    args = g_strdup_printf("-netdev tap,fd=%d,id=n0,vhost=off "
-                           "-M pc -m 512 -nodefaults "
-                           "-global apic-common.vapic=off "
-                           "-device virtio-net-pci,netdev=n0,id=net0,"
-                           "addr=%d.0,disable-legacy=on,romfile=,"
-                           "rx_queue_size=%d,mrg_rxbuf=off%s%s",
-                           b->tap_fd, PCI_SLOT, RX_RING_SIZE,
-                           *opt_device ? "," : "", opt_device);
-    b->qts = qtest_init(args);
+    /* netkvm's negotiation, every buffer posted, RSC on */
+    rsc_init(&b->r, &o);
     close(b->tap_fd);
-    b->pid = qemu_pid = qtest_pid(b->qts);
-
-    pc_alloc_init(&b->alloc, b->qts, 0);
-    b->bus = qpci_new_pc(b->qts, &b->alloc);
-    b->vpci = virtio_pci_new(b->bus, &addr);
-    if (!b->vpci) {
-        die("no virtio-net-pci device at slot %d", PCI_SLOT);
-    }
-    b->vdev = &b->vpci->vdev;
-    qvirtio_pci_device_enable(b->vpci);
-    b->ctrl_buf = guest_alloc(&b->alloc, 64);
-
-    qvirtio_start_device(b->vdev);
-    host = qvirtio_get_features(b->vdev);
-    if (opt_no_rsc_ext) {
-        want &= ~BIT(VIRTIO_NET_F_RSC_EXT);
-    }
-    if ((host & want) != want) {
-        die("the device does not offer features 0x%016" PRIx64
-            " (is guest_rsc_ext on and the backend a tap?)", want & ~host);
-    }
-    qvirtio_set_features(b->vdev, want);
-    b->rx = qvirtqueue_setup(b->vdev, &b->alloc, 0);
-    b->tx = qvirtqueue_setup(b->vdev, &b->alloc, 1);
-    b->ctrl = qvirtqueue_setup(b->vdev, &b->alloc, 2);
-    qvirtio_set_driver_ok(b->vdev);
-    rx_setup(b);
-    if (!opt_no_rsc_ext && ctrl_offloads(b, RSC_OFFLOADS) != VIRTIO_NET_OK) {
-        die("the device refused CTRL_GUEST_OFFLOADS_SET with RSC_EXT");
-    }
+    b->pid = qemu_pid = qtest_pid(b->r.qts);
+    /* touch all buffer memory now, not during the first pass */
+    qtest_memset(b->r.qts, b->r.bufs_base, 0,
+                 (uint64_t)b->r.rx->size * b->r.buf_size);
 }
 
 static void set_link(Bench *b, bool up)
 {
-    QDict *rsp = qtest_qmp(b->qts, "{ 'execute': 'set_link', 'arguments':"
+    QDict *rsp = qtest_qmp(b->r.qts, "{ 'execute': 'set_link', 'arguments':"
                            " { 'name': 'n0', 'up': %i } }", up);
 
     if (!qdict_haskey(rsp, "return")) {
@@ -484,9 +374,9 @@ static void set_link(Bench *b, bool up)
  */
 static void harvest(Bench *b, Pass *p)
 {
-    uint32_t size = b->rx->size;
-    uint16_t idx = qtest_readw(b->qts, b->rx->used + 2);
-    uint16_t n = idx - b->used_idx;
+    uint32_t size = b->r.rx->size;
+    uint16_t idx = qtest_readw(b->r.qts, b->r.rx->used + 2);
+    uint16_t n = idx - b->r.used_idx;
     g_autofree uint8_t *elems = g_malloc(8 * MAX(n, 1));
     g_autofree uint16_t *ids = g_new0(uint16_t, MAX(n, 1));
     uint16_t done, chunk, i;
@@ -496,14 +386,14 @@ static void harvest(Bench *b, Pass *p)
      * a harmless read and write instead, to keep the command count.
      */
     if (!n) {
-        qtest_bufread(b->qts, b->rx->used + 4, elems, 8);
-        qtest_bufwrite(b->qts, b->rx->avail, ids, 2);   /* flags: 0 */
+        qtest_bufread(b->r.qts, b->r.rx->used + 4, elems, 8);
+        qtest_bufwrite(b->r.qts, b->r.rx->avail, ids, 2);   /* flags: 0 */
     }
     for (done = 0; done < n; done += chunk) {
-        uint16_t slot = (b->used_idx + done) % size;
+        uint16_t slot = (b->r.used_idx + done) % size;
 
         chunk = MIN(n - done, size - slot);
-        qtest_bufread(b->qts, b->rx->used + 4 + 8 * slot, elems + 8 * done,
+        qtest_bufread(b->r.qts, b->r.rx->used + 4 + 8 * slot, elems + 8 * done,
                       8 * chunk);
     }
 
@@ -511,7 +401,7 @@ static void harvest(Bench *b, Pass *p)
         uint32_t id = ldl_le_p(elems + 8 * i);
         uint32_t len = ldl_le_p(elems + 8 * i + 4);
 
-        if (id >= size || len < VNET_HDR_LEN || len > BUF_SIZE) {
+        if (id >= size || len < VNET_HDR_LEN || len > b->r.buf_size) {
             die("bad used element: id %u, length %u", id, len);
         }
         ids[i] = cpu_to_le16(id);
@@ -524,19 +414,19 @@ static void harvest(Bench *b, Pass *p)
         p->pkts++;
         p->bytes += len - VNET_HDR_LEN;
     }
-    b->used_idx = idx;
+    b->r.used_idx = idx;
 
     /* the same buffers, back on the avail ring (in slots already used) */
     for (done = 0; done < n; done += chunk) {
-        uint16_t slot = (b->avail_idx + done) % size;
+        uint16_t slot = (b->r.avail_idx + done) % size;
 
         chunk = MIN(n - done, size - slot);
-        qtest_bufwrite(b->qts, b->rx->avail + 4 + 2 * slot, ids + done,
+        qtest_bufwrite(b->r.qts, b->r.rx->avail + 4 + 2 * slot, ids + done,
                        2 * chunk);
     }
-    b->avail_idx += n;
-    qtest_writew(b->qts, b->rx->avail + 2, b->avail_idx);
-    b->vdev->bus->virtqueue_kick(b->vdev, b->rx);
+    b->r.avail_idx += n;
+    qtest_writew(b->r.qts, b->r.rx->avail + 2, b->r.avail_idx);
+    b->r.vdev->bus->virtqueue_kick(b->r.vdev, b->r.rx);
 }
 
 /* --- segments ------------------------------------------------------------- */
@@ -634,7 +524,7 @@ static void wait_read(Bench *b)
 
     uint64_t dropped;
 
-    while (tap_frames_read(b, &dropped) - b->read_base < b->injected) {
+    while (bench_frames_read(b, &dropped) - b->read_base < b->injected) {
         if (dropped) {
             die("the kernel dropped %" PRIu64 " frames on the way to QEMU's "
                 "tap (queue full?)", dropped);
@@ -642,7 +532,7 @@ static void wait_read(Bench *b)
         if (g_get_monotonic_time() > deadline) {
             die("QEMU read %" PRIu64 " of %" PRIu64 " frames from the tap "
                 "in %d s (frames lost in the kernel, or the device stopped "
-                "taking them)", tap_frames_read(b, NULL) - b->read_base,
+                "taking them)", bench_frames_read(b, NULL) - b->read_base,
                 b->injected, (int)(WAIT_US / G_USEC_PER_SEC));
         }
         nanosleep(&ts, NULL);
@@ -667,7 +557,7 @@ static void run_chunk(Bench *b, PassMode mode, unsigned batches, Pass *p)
             wait_read(b);
             c.segs += opt_batch;
         }
-        qtest_clock_step(b->qts, opt_step);
+        qtest_clock_step(b->r.qts, opt_step);
         harvest(b, &c);
         b->tsval++;
     }
@@ -676,7 +566,7 @@ static void run_chunk(Bench *b, PassMode mode, unsigned batches, Pass *p)
      * the burst): every payload byte and one header per packet.
      */
     for (;;) {
-        qtest_clock_step(b->qts, opt_step);
+        qtest_clock_step(b->r.qts, opt_step);
         harvest(b, &c);
         if (mode != PASS_LIVE ||
             c.bytes >= c.segs * opt_mss + c.pkts * b->hdr_len ||
@@ -700,7 +590,7 @@ static void run_chunk(Bench *b, PassMode mode, unsigned batches, Pass *p)
 /* The device's RSC counters (our engine only), for the log. */
 static void print_rsc_stats(Bench *b)
 {
-    QDict *rsp = qtest_qmp(b->qts, "{ 'execute': 'qom-get', 'arguments': {"
+    QDict *rsp = qtest_qmp(b->r.qts, "{ 'execute': 'qom-get', 'arguments': {"
                            " 'path': '/machine/peripheral/net0',"
                            " 'property': 'rsc-stats' } }");
     QDict *ret = qdict_get_qdict(rsp, "return");
@@ -756,7 +646,7 @@ int main(int argc, char **argv)
     net_setup(&b);
     frames_setup(&b);
     qemu_start(&b);
-    b.read_base = tap_frames_read(&b, NULL);
+    b.read_base = bench_frames_read(&b, NULL);
     rounds = DIV_ROUND_UP(opt_segs, opt_batch * opt_chunk);
 
     /*
@@ -785,6 +675,6 @@ int main(int argc, char **argv)
     print_pass("live", &live);
     printf(" lost_bytes=%" PRId64 "\n", (int64_t)lost);
 
-    qtest_quit(b.qts);
+    qtest_quit(b.r.qts);
     return 0;
 }

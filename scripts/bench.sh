@@ -57,8 +57,11 @@ echo "bench: building the base QEMU in build/base/build (niced; ~8 min the first
 nice -n 19 "$repo/scripts/build.sh" "$base" ||
     die "building the base QEMU failed (log: build/base/build/ninja.log)"
 
-# The harness, with the flags and libqos objects of our build.
-build_qtest_prog "$bin" "$repo/bench/rsc-bench.c" -- \
+# The harness (the guest driver: the RSC qtests' fixture), with the flags
+# and libqos objects of our build.
+build_qtest_prog "$bin" "$repo/bench/rsc-bench.c" \
+    "$TREE/tests/qtest/virtio-net-rsc-utils.c" -- \
+    "$TREE/tests/qtest/virtio-net-rsc-utils.h" \
     "$repo/tests/include/virtio-net-rsc-frames.h" "$0"
 
 # Snapshots of both QEMUs, so that a rebuild during the benchmark changes

@@ -687,6 +687,12 @@ void rsc_machine_args(GString *args, const RscOpts *opts)
     if (opts->in_order) {
         g_string_append(args, ",in_order=on");
     }
+    if (opts->device) {
+        g_string_append_printf(args, ",%s", opts->device);
+    }
+    if (opts->args) {
+        g_string_append_printf(args, " %s", opts->args);
+    }
     if (!opts->no_offer_rsc_ext) {
         g_string_append(args, ",guest_rsc_ext=on");
     }
@@ -710,7 +716,7 @@ void rsc_launch(RscTest *t, const RscOpts *o)
     g_autoptr(GString) args = g_string_new(NULL);
     QPCIAddress addr = { .devfn = QPCI_DEVFN(RSC_PCI_SLOT, 0) };
     const RscOpts *opts = &t->opts;
-    unsigned i, pairs = MAX(o->pairs, 1);
+    unsigned i, nfds = 0, pairs = MAX(o->pairs, 1);
     int sv[2], fds[RSC_MAX_PAIRS];
 
     t->opts = *o;
@@ -728,13 +734,17 @@ void rsc_launch(RscTest *t, const RscOpts *o)
                   opts->mergeable ? MRG_BUF_SIZE : BIG_BUF_SIZE;
     g_assert_cmpuint(pairs, <=, RSC_MAX_PAIRS);
 
-    if (opts->tap) {
+    if (opts->netdev) {
+        t->sock = t->pkt = -1;
+        g_string_append_printf(args, "-netdev %s ", opts->netdev);
+    } else if (opts->tap) {
         g_autofree char *err = NULL;
 
         if (!tap_open(pairs, fds, &t->pkt, t->ifname, &err)) {
             rsc_fail("tap backend: %s", err);
         }
         t->sock = -1;
+        nfds = pairs;
         g_string_append(args, "-netdev tap,id=n0,vhost=off,");
         g_string_append(args, pairs > 1 ? "fds=" : "fd=");
         for (i = 0; i < pairs; i++) {
@@ -748,11 +758,12 @@ void rsc_launch(RscTest *t, const RscOpts *o)
         t->sock = sv[0];
         t->pkt = -1;
         fds[0] = sv[1];
+        nfds = 1;
         g_string_append_printf(args, "-netdev socket,fd=%d,id=n0 ", sv[1]);
     }
     rsc_machine_args(args, opts);
     t->qts = qtest_init(args->str);
-    for (i = 0; i < pairs; i++) {
+    for (i = 0; i < nfds; i++) {
         close(fds[i]);
     }
 

@@ -110,6 +110,9 @@ typedef struct RscOpts {
     bool packed;            /* packed=on */
     bool in_order;          /* in_order=on */
     unsigned ring_size;     /* rx_queue_size, 0: RX_RING_SIZE */
+    const char *netdev;     /* -netdev of the caller's own backend */
+    const char *device;     /* more -device options, or NULL */
+    const char *args;       /* more command line options, or NULL */
     bool ack_offered;       /* ack the wanted features offered (Linux) */
 } RscOpts;
 
