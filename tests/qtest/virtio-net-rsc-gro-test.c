@@ -86,6 +86,16 @@ static void gro_end(GroTest *t)
     g_free(t);
 }
 
+/* gro_start(), with an IPv4 connection in @c[0] and an IPv6 one in @c[1]. */
+static GroTest *gro_start_conns(const RscOpts *o, Conn **c)
+{
+    GroTest *t = gro_start(o);
+
+    c[0] = conn_new(&t->r, false);
+    c[1] = conn_new(&t->r, true);
+    return t;
+}
+
 /* Inject @n frames in one burst; the oracle expects each of them. */
 static void gro_send(GroTest *t, Frame **f, unsigned n)
 {
@@ -457,10 +467,16 @@ typedef struct Build {
  * the order delivered: how many injected frames each holds, "!" when it
  * must come before the flush timer (a flush, or a frame delivered alone).
  */
+typedef enum GroIp {
+    IP4,
+    IP6,
+    IP46,                   /* two cases, name/ipv4 and name/ipv6 */
+} GroIp;
+
 typedef struct GroCase {
     const char *name;
     void (*build)(Build *b, Conn *c);
-    bool v6;
+    GroIp ip;
     const char *expect;
     const char *counter;    /* a counter that must grow by @count */
     unsigned count;
@@ -708,106 +724,93 @@ static void case_interleaved(Build *b, Conn *c)
 
 static const GroCase gro_cases[] = {
     /* sizes */
-    { "same-size/ipv4", case_same_size, false, "4" },
-    { "same-size/ipv6", case_same_size, true, "4" },
-    { "short-last/ipv4", case_short_last, false, "3!,2",
-      "flush-short", 1 },
-    { "short-last/ipv6", case_short_last, true, "3!,2", "flush-short", 1 },
-    { "short-first", case_short_first, false, "1!,1" },
-    { "larger-than-mss", case_larger, false, "2!,2!" },
-    { "pure-ack", case_pure_ack, false, "2!,1!,1", "bypass-pure-ack", 1 },
-    { "window-update", case_window_update, false, "2!,1!" },
+    { "same-size", case_same_size, IP46, "4" },
+    { "short-last", case_short_last, IP46, "3!,2", "flush-short", 1 },
+    { "short-first", case_short_first, IP4, "1!,1" },
+    { "larger-than-mss", case_larger, IP4, "2!,2!" },
+    { "pure-ack", case_pure_ack, IP4, "2!,1!,1", "bypass-pure-ack", 1 },
+    { "window-update", case_window_update, IP4, "2!,1!" },
     /* TCP flags */
-    { "psh/ipv4", case_psh, false, "3!,2", "flush-push", 1 },
-    { "psh/ipv6", case_psh, true, "3!,2", "flush-push", 1 },
-    { "psh-first", case_psh_first, false, "1!,2", "bypass-push", 1 },
-    { "psh-short", case_psh_short, false, "3!" },
-    { "syn", case_syn, false, "2!,1!,2", "bypass-tcp-flags", 1 },
-    { "rst", case_rst, false, "2!,1!,2", "bypass-tcp-flags", 1 },
-    { "urg", case_urg, false, "2!,1!,2", "bypass-tcp-flags", 1 },
-    { "fin", case_fin, false, "2!,1!,2", "bypass-tcp-flags", 1 },
-    { "cwr", case_cwr, false, "2!,1!,2", "bypass-tcp-flags", 1 },
-    { "cwr-first", case_cwr_first, true, "1!,2" },
-    { "ece-same", case_ece_same, false, "3" },
-    { "ece-change", case_ece_change, false, "2!,1!,2" },
-    { "ns-bit", case_ns, false, "2!,1!,2" },
-    { "urg-pointer-without-urg", case_urg_ptr_no_flag, false, "2!,2" },
+    { "psh", case_psh, IP46, "3!,2", "flush-push", 1 },
+    { "psh-first", case_psh_first, IP4, "1!,2", "bypass-push", 1 },
+    { "psh-short", case_psh_short, IP4, "3!" },
+    { "syn", case_syn, IP4, "2!,1!,2", "bypass-tcp-flags", 1 },
+    { "rst", case_rst, IP4, "2!,1!,2", "bypass-tcp-flags", 1 },
+    { "urg", case_urg, IP4, "2!,1!,2", "bypass-tcp-flags", 1 },
+    { "fin", case_fin, IP4, "2!,1!,2", "bypass-tcp-flags", 1 },
+    { "cwr", case_cwr, IP4, "2!,1!,2", "bypass-tcp-flags", 1 },
+    { "cwr-first", case_cwr_first, IP6, "1!,2" },
+    { "ece-same", case_ece_same, IP4, "3" },
+    { "ece-change", case_ece_change, IP4, "2!,1!,2" },
+    { "ns-bit", case_ns, IP4, "2!,1!,2" },
+    { "urg-pointer-without-urg", case_urg_ptr_no_flag, IP4, "2!,2" },
     /* checksums */
-    { "bad-tcp-csum/ipv4", case_bad_tcp_csum, false, "2!,1!,2",
+    { "bad-tcp-csum", case_bad_tcp_csum, IP46, "2!,1!,2",
       "bypass-checksum", 1 },
-    { "bad-tcp-csum/ipv6", case_bad_tcp_csum, true, "2!,1!,2",
-      "bypass-checksum", 1 },
-    { "bad-ip-csum", case_bad_ip_csum, false, "2!,1!,2",
+    { "bad-ip-csum", case_bad_ip_csum, IP4, "2!,1!,2",
       "bypass-checksum", 1 },
     /* malformed */
-    { "truncated/ipv4", case_truncated, false, "2!,1!,2",
-      "bypass-malformed", 1 },
-    { "truncated/ipv6", case_truncated, true, "2!,1!,2",
-      "bypass-malformed", 1 },
-    { "tcp-data-offset", case_data_offset, false, "2!,1!,2",
+    { "truncated", case_truncated, IP46, "2!,1!,2", "bypass-malformed", 1 },
+    { "tcp-data-offset", case_data_offset, IP4, "2!,1!,2",
       "bypass-malformed", 1 },
     /* sequence, ACK, window */
-    { "seq-gap", case_gap, false, "2!,2" },
-    { "seq-retransmit", case_retransmit, true, "3!,2" },
-    { "ack-change", case_ack, false, "2!,2" },
-    { "window-change", case_window, false, "2!,2" },
+    { "seq-gap", case_gap, IP4, "2!,2" },
+    { "seq-retransmit", case_retransmit, IP6, "3!,2" },
+    { "ack-change", case_ack, IP4, "2!,2" },
+    { "window-change", case_window, IP4, "2!,2" },
     /* TCP options */
-    { "no-options", case_no_options, false, "3" },
-    { "ts-eol-padded", case_ts_eol_padded, false, "3" },
-    { "option-layout-change", case_ts_layout, false, "2!,2" },
-    { "option-sack", case_sack, false, "2!,1!,2", "bypass-tcp-options", 1 },
-    { "tsval-change", case_tsval, false, "2!,2" },
-    { "tsecr-change", case_tsecr, true, "2!,2" },
+    { "no-options", case_no_options, IP4, "3" },
+    { "ts-eol-padded", case_ts_eol_padded, IP4, "3" },
+    { "option-layout-change", case_ts_layout, IP4, "2!,2" },
+    { "option-sack", case_sack, IP4, "2!,1!,2", "bypass-tcp-options", 1 },
+    { "tsval-change", case_tsval, IP4, "2!,2" },
+    { "tsecr-change", case_tsecr, IP6, "2!,2" },
     /* IPv4 */
-    { "tos-change", case_tos, false, "2!,2" },
-    { "ecn-change", case_ecn, false, "2!,2" },
-    { "ttl-change", case_ttl, false, "2!,2" },
-    { "df-change", case_df_change, false, "2!,2" },
-    { "ipid-step-df", case_same_size, false, "4" },
-    { "ipid-step-nodf", case_ipid_step_nodf, false, "4" },
-    { "ipid-fixed-df", case_ipid_fixed_df, false, "4" },
-    { "ipid-fixed-nodf", case_ipid_fixed_nodf, false, "1!,1!,1!,1" },
-    { "ipid-jump", case_ipid_jump, false, "3!,2" },
-    { "ipid-wrap", case_ipid_wrap, false, "4" },
-    { "ipid-fixed-then-step", case_ipid_fixed_then_step, false, "2!,1" },
-    { "ipid-step-then-fixed", case_ipid_step_then_fixed, false, "2!,1" },
-    { "ip-options", case_ip_options, false, "2!,1!,2",
+    { "tos-change", case_tos, IP4, "2!,2" },
+    { "ecn-change", case_ecn, IP4, "2!,2" },
+    { "ttl-change", case_ttl, IP4, "2!,2" },
+    { "df-change", case_df_change, IP4, "2!,2" },
+    { "ipid-step-df", case_same_size, IP4, "4" },
+    { "ipid-step-nodf", case_ipid_step_nodf, IP4, "4" },
+    { "ipid-fixed-df", case_ipid_fixed_df, IP4, "4" },
+    { "ipid-fixed-nodf", case_ipid_fixed_nodf, IP4, "1!,1!,1!,1" },
+    { "ipid-jump", case_ipid_jump, IP4, "3!,2" },
+    { "ipid-wrap", case_ipid_wrap, IP4, "4" },
+    { "ipid-fixed-then-step", case_ipid_fixed_then_step, IP4, "2!,1" },
+    { "ipid-step-then-fixed", case_ipid_step_then_fixed, IP4, "2!,1" },
+    { "ip-options", case_ip_options, IP4, "2!,1!,2",
       "bypass-ip-options", 1 },
-    { "ip-fragment", case_ip_frag_mf, false, "2!,1!,2",
+    { "ip-fragment", case_ip_frag_mf, IP4, "2!,1!,2",
       "bypass-fragment", 1 },
-    { "ip-reserved-flag", case_ip_reserved, false, "2!,1!,2",
+    { "ip-reserved-flag", case_ip_reserved, IP4, "2!,1!,2",
       "bypass-malformed", 1 },
     /* IPv6 */
-    { "flow-label-change", case_flow_label, true, "2!,2" },
-    { "traffic-class-change", case_traffic_class, true, "2!,2" },
-    { "hop-limit-change", case_ttl, true, "2!,2" },
-    { "ext-hop-by-hop", case_ext_hbh, true, "3" },
-    { "ext-dest-options", case_ext_dst, true, "3" },
-    { "ext-hop-by-hop-dest-16", case_ext_hbh_dst, true, "3" },
-    { "ext-routing-done", case_ext_routing, true, "3" },
-    { "ext-routing-segments-left", case_ext_routing_left, true,
+    { "flow-label-change", case_flow_label, IP6, "2!,2" },
+    { "traffic-class-change", case_traffic_class, IP6, "2!,2" },
+    { "hop-limit-change", case_ttl, IP6, "2!,2" },
+    { "ext-hop-by-hop", case_ext_hbh, IP6, "3" },
+    { "ext-dest-options", case_ext_dst, IP6, "3" },
+    { "ext-hop-by-hop-dest-16", case_ext_hbh_dst, IP6, "3" },
+    { "ext-routing-done", case_ext_routing, IP6, "3" },
+    { "ext-routing-segments-left", case_ext_routing_left, IP6,
       "1!,1!,1!" },
-    { "ext-over-16-bytes", case_ext_long, true, "1!,1!,1!" },
-    { "ext-differ", case_ext_differ, true, "2!,2" },
-    { "ext-added", case_ext_added, true, "2!,2" },
-    { "ext-kind-change", case_ext_kind, true, "2!,2" },
-    { "ext-fragment", case_ext_fragment, true, "2!,1!,2",
+    { "ext-over-16-bytes", case_ext_long, IP6, "1!,1!,1!" },
+    { "ext-differ", case_ext_differ, IP6, "2!,2" },
+    { "ext-added", case_ext_added, IP6, "2!,2" },
+    { "ext-kind-change", case_ext_kind, IP6, "2!,2" },
+    { "ext-fragment", case_ext_fragment, IP6, "2!,1!,2",
       "bypass-fragment", 1 },
     /* sizes of the whole */
-    { "limit-exact/ipv4", case_limit_exact, false, "46!" },
-    { "limit-exact/ipv6", case_limit_exact, true, "46!" },
-    { "limit-over/ipv4", case_limit_over, false, "45!,2",
-      "flush-full", 1 },
-    { "limit-over/ipv6", case_limit_over, true, "45!,2", "flush-full", 1 },
-    { "limit-equal-segments", case_limit_full_equal, false, "11!,1",
+    { "limit-exact", case_limit_exact, IP46, "46!" },
+    { "limit-over", case_limit_over, IP46, "45!,2", "flush-full", 1 },
+    { "limit-equal-segments", case_limit_full_equal, IP4, "11!,1",
       "flush-full", 1 },
     /* bytes after the IP datagram */
-    { "trailer/ipv4", case_trailer, false, "2!,1!,2", "bypass-trailer", 1 },
-    { "trailer/ipv6", case_trailer, true, "2!,1!,2", "bypass-trailer", 1 },
-    { "min-frame-padding", case_min_frame_padding, false, "2!,1!",
+    { "trailer", case_trailer, IP46, "2!,1!,2", "bypass-trailer", 1 },
+    { "min-frame-padding", case_min_frame_padding, IP4, "2!,1!",
       "bypass-trailer", 1 },
     /* two connections */
-    { "interleaved", case_interleaved, false, "3|3" },
+    { "interleaved", case_interleaved, IP4, "3|3" },
 };
 
 /*
@@ -835,8 +838,8 @@ static void run_case(const void *data, bool mergeable)
         g_assert(t->r.features & BIT(VIRTIO_NET_F_GUEST_TSO6));
     }
     b.t = &t->r;
-    c = conn_new(&t->r, gc->v6);
-    b.d = conn_new(&t->r, gc->v6);
+    c = conn_new(&t->r, gc->ip == IP6);
+    b.d = conn_new(&t->r, gc->ip == IP6);
     t->conn0 = c->idx;
     gc->build(&b, c);
     before = rsc_stats(&t->r);
@@ -918,11 +921,9 @@ static void send_check(GroTest *t, Conn *c, unsigned n, const char *expect)
 static void test_ctrl_gro_hw_toggle(void)
 {
     RscOpts o = gro_opts();
-    GroTest *t = gro_start(&o);
     Conn *c[2];
+    GroTest *t = gro_start_conns(&o, c);
 
-    c[0] = conn_new(&t->r, false);
-    c[1] = conn_new(&t->r, true);
     hold_units(t, c, 2);
     groups_reset(t);
     g_assert_cmpuint(ctrl_offloads(&t->r, BIT(VIRTIO_NET_F_GUEST_CSUM)), ==,
@@ -968,10 +969,8 @@ static void test_tso6_only(void)
     Conn *c[2];
 
     o.drop_features = BIT(VIRTIO_NET_F_GUEST_TSO4);
-    t = gro_start(&o);
+    t = gro_start_conns(&o, c);
     g_assert(!(t->r.features & BIT(VIRTIO_NET_F_GUEST_TSO4)));
-    c[0] = conn_new(&t->r, false);
-    c[1] = conn_new(&t->r, true);
     send_check(t, c[0], 3, "1!,1!,1!");
     send_check(t, c[1], 3, "3");
     gro_end(t);
@@ -1051,12 +1050,10 @@ static void test_gro_off_default(void)
     Conn *c[2];
 
     o.rsc_gro = false;
-    t = gro_start(&o);
+    t = gro_start_conns(&o, c);
     g_assert(!(t->r.features & BIT(VIRTIO_NET_F_GUEST_TSO4)));
     g_assert(!(t->r.features & BIT(VIRTIO_NET_F_GUEST_TSO6)));
     g_assert(!(t->r.features & BIT(VIRTIO_NET_F_GUEST_CSUM)));
-    c[0] = conn_new(&t->r, false);
-    c[1] = conn_new(&t->r, true);
     send_check(t, c[0], 4, "1!,1!,1!,1!");
     send_check(t, c[1], 4, "1!,1!,1!,1!");
     g_assert_cmpuint(rsc_stat(&t->r, "segments-received"), ==, 0);
@@ -1077,9 +1074,7 @@ static void test_burst_end(void)
     unsigned i;
 
     o.burst = true;
-    t = gro_start(&o);
-    c[0] = conn_new(&t->r, false);
-    c[1] = conn_new(&t->r, true);
+    t = gro_start_conns(&o, c);
     for (i = 0; i < 7; i++) {
         f[i] = seg(&t->r, c[i & 1], MSS);
     }
@@ -1110,13 +1105,11 @@ static void test_burst_end(void)
 static void test_migration(void)
 {
     RscOpts o = gro_opts();
-    GroTest *t = gro_start(&o);
     g_autoptr(QDict) src = NULL;
     g_autoptr(QDict) src2 = NULL;
     Conn *c[2];
+    GroTest *t = gro_start_conns(&o, c);
 
-    c[0] = conn_new(&t->r, false);
-    c[1] = conn_new(&t->r, true);
     hold_units(t, c, 2);
     groups_reset(t);
     src = rsc_migrate(&t->r);
@@ -1140,6 +1133,25 @@ static void test_migration(void)
     gro_end(t);
 }
 
+/* Register @gc with IPv4 or IPv6 (@ip), with and without MRG_RXBUF. */
+static void add_rule(const GroCase *gc, GroIp ip)
+{
+    static GroCase cases[2 * G_N_ELEMENTS(gro_cases)];
+    static unsigned n;
+    GroCase *c = &cases[n++];
+    g_autofree char *big = NULL, *mrg = NULL;
+
+    *c = *gc;
+    if (gc->ip == IP46) {
+        c->name = g_strdup_printf("%s/ipv%d", gc->name, ip == IP6 ? 6 : 4);
+        c->ip = ip;
+    }
+    big = g_strdup_printf("/virtio-net-rsc-gro/rule/%s", c->name);
+    mrg = g_strdup_printf("/virtio-net-rsc-gro/rule-mrg/%s", c->name);
+    qtest_add_data_func(big, c, test_case_big);
+    qtest_add_data_func(mrg, c, test_case_mrg);
+}
+
 int main(int argc, char **argv)
 {
     const char *arch = qtest_get_arch();
@@ -1152,13 +1164,14 @@ int main(int argc, char **argv)
         return g_test_run();
     }
     for (i = 0; i < G_N_ELEMENTS(gro_cases); i++) {
-        g_autofree char *big = g_strdup_printf("/virtio-net-rsc-gro/rule/%s",
-                                               gro_cases[i].name);
-        g_autofree char *mrg = g_strdup_printf("/virtio-net-rsc-gro/rule-mrg/"
-                                               "%s", gro_cases[i].name);
+        const GroCase *gc = &gro_cases[i];
 
-        qtest_add_data_func(big, &gro_cases[i], test_case_big);
-        qtest_add_data_func(mrg, &gro_cases[i], test_case_mrg);
+        if (gc->ip == IP46) {
+            add_rule(gc, IP4);
+            add_rule(gc, IP6);
+        } else {
+            add_rule(gc, gc->ip);
+        }
     }
     qtest_add_func("/virtio-net-rsc-gro/ctrl/rx-gro-hw-toggle",
                    test_ctrl_gro_hw_toggle);
