@@ -4,9 +4,11 @@
 # The side-by-side benchmark (make bench): the same injection harness,
 # bench/rsc-bench.c, against
 #   base   the untouched base QEMU (upstream RSC), built in build/base
+#   base-off  the same, RSC off: what users run today
 #   off    ours, guest_rsc_ext=off
 #   on     ours, RSC on, rsc_interval=300000
 #   on0    ours, RSC on, rsc_interval=0
+#   gro    ours, rsc_gro=on, a driver without RSC_EXT: the GRO rules
 # over several traffic cases, several runs each, interleaved.  Writes
 # bench/RESULTS.md and bench/results.png (bench/report.py), then appends
 # the engine microbenchmark (scripts/microbench.sh) if there is one.
@@ -86,7 +88,8 @@ for mss in 1448 8948; do
             "f64-$mss|64|$a"
             "f4096-$mss|4096|$a")
 done
-cases+=("nocsum-1448|1|--mss 1448 --segs $segs --csum-none")
+cases+=("nocsum-1448|1|--mss 1448 --segs $segs --csum-none"
+        "nopsh-1448|1|--mss 1448 --segs $segs --csum-none --no-psh")
 
 # Configurations: "id|binary|harness arguments" (flows: rsc_max_flows).
 configs() {
@@ -95,9 +98,11 @@ configs() {
         mf=,rsc_max_flows=$flows
     fi
     echo "base|$out/base/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=300000"
+    echo "base-off|$out/base/qemu-system-x86_64|--device guest_rsc_ext=off --no-rsc-ext"
     echo "off|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=off --no-rsc-ext"
     echo "on|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=300000$mf"
     echo "on0|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=0$mf"
+    echo "gro|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=off,rsc_gro=on,rsc_interval=300000$mf --no-rsc-ext"
     if [ "$flows" -gt 64 ]; then
         echo "on-mf64|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=300000"
     fi
@@ -106,7 +111,7 @@ configs() {
 : > "$raw"
 : > "$log"
 start=$(date +%s)
-echo "bench: $runs runs x ${#cases[@]} cases x 4-5 configurations (log: build/bench/bench.log)"
+echo "bench: $runs runs x ${#cases[@]} cases x 6-7 configurations (log: build/bench/bench.log)"
 for run in $(seq "$runs"); do
     for c in "${cases[@]}"; do
         IFS='|' read -r id flows args <<< "$c"
