@@ -8,7 +8,9 @@
 #
 #   virtio-net-rsc-socket             qos: RSC_EXT negotiated, TCP segments
 #                                     through a socket backend, driver events
-#   virtio-net-rsc-socket-check-used  qos: the virtqueue fuzzer with RSC on
+#   virtio-net-rsc-socket-check-used  qos: the virtqueue fuzzer with RSC on,
+#                                     seeded with TCP segments
+#                                     (scripts/fuzz-device-seeds.py)
 #   generic-fuzz-virtio-net-pci-rsc-socket   generic: RSC on, UDP socket
 #                                     backend looped back to itself
 #   generic-fuzz-virtio-net-pci-rsc-slirp    generic: RSC on, user backend
@@ -87,6 +89,11 @@ found=0
 for t in "${targets[@]}"; do
     dir=$out/$t
     mkdir -p "$dir/corpus"
+    if [ "$t" = virtio-net-rsc-socket-check-used ]; then
+        # TCP segments that random bytes hardly ever form
+        /usr/bin/python3 "$repo/scripts/fuzz-device-seeds.py" "$dir/corpus" ||
+            die "cannot write the seeds of $t (scripts/fuzz-device-seeds.py)"
+    fi
     rm -f "$dir"/crash-* "$dir"/leak-* "$dir"/timeout-* "$dir"/oom-*
     log=$dir/fuzz.log
     echo "fuzz-device: $t for ${seconds}s (log: ${log#"$repo"/})"
