@@ -19,7 +19,9 @@ mkdir -p "$cache/debs" "$cache/root"
 
 # newest_cached PKG: the newest cached .deb of PKG, or nothing.
 newest_cached() {
-    (cd "$cache/debs" && ls -1 -- "$1"_*.deb 2>/dev/null | sort -V | tail -n 1)
+    # (ls fails when none is cached: not an error here)
+    { (cd "$cache/debs" && ls -1 -- "$1"_*.deb 2>/dev/null) || true; } |
+        sort -V | tail -n 1
 }
 
 # deb PKG: download PKG unless cached, print the .deb's file name.
@@ -56,8 +58,9 @@ newest_kernel() {
     apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' \
         2>/dev/null | awk '{ print $1 }' | sort -V | tail -n 1
 }
-cached_kernel=$(cd "$cache/debs" && ls -1 linux-image-6.1.0-*-amd64-unsigned_*.deb \
-                   2>/dev/null | sort -V | tail -n 1 | sed 's/_.*//')
+cached_kernel=$({ (cd "$cache/debs" &&
+                    ls -1 linux-image-6.1.0-*-amd64-unsigned_*.deb 2>/dev/null) ||
+                  true; } | sort -V | tail -n 1 | sed 's/_.*//')
 kpkg=$(newest_kernel)
 if [ -z "$kpkg" ] && [ -z "$cached_kernel" ] && [ "$(id -u)" = 0 ]; then
     # A fresh machine may have no package lists yet.
