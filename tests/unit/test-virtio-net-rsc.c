@@ -11,6 +11,9 @@
 #include "hw/virtio/virtio-net-rsc.h"
 #include "../include/virtio-net-rsc-frames.h"
 #include "virtio-net-rsc-unit.h"
+#ifdef CONFIG_AVX2_OPT
+#include "host/cpuinfo.h"
+#endif
 
 #define VHDR_LEN 12     /* backend vnet header in the vnet-header tests */
 /* Description of one TCP segment to build. */
@@ -696,6 +699,124 @@ static void test_checksum_lengths(void)
     }
 }
 
+/*
+ * Build the frame of @s at @buf (rx_queue()'s way), its payload filled
+ * with @pattern (0: the stream's bytes; 1: all 0xff; 2: 16-bit words of
+ * 0x0080, which the engine's AVX2 sum turns into its most negative lane
+ * values), and its TCP checksum recomputed here, then spoiled by flipping
+ * bit @bad - 1 of the segment's payload if @bad.  Returns the length.
+ */
+static size_t build_pattern(Env *e, const Seg *s, uint8_t *buf,
+                            unsigned pattern, unsigned bad)
+{
+    size_t len = build(e, s, buf);
+    uint8_t *p = buf + e->fake.vhl;
+    RscSegView v;
+    uint32_t sum, i;
+
+    g_assert_true(rsc_seg_parse(p, len - e->fake.vhl, &v));
+    g_assert_cmpuint(v.plen, ==, s->len);
+    for (i = 0; pattern && i < v.plen; i++) {
+        p[v.hdr_len + i] = pattern == 1 ? 0xff : (i & 1 ? 0x80 : 0);
+    }
+    rsc_put16(p + v.l4 + 16, 0);
+    sum = rsc_csum_pseudo(p + v.l3, v.v6, v.end - v.l4);
+    sum = rsc_csum_add(sum, p + v.l4, v.end - v.l4);
+    rsc_put16(p + v.l4 + 16, ~rsc_csum_fold(sum));
+    if (bad) {
+        bad--;
+        p[v.hdr_len + bad / 8 % v.plen] ^= 1 << bad % 8;
+    }
+    return len;
+}
+
+/*
+ * Offer segments of @len payload bytes (IPv6 if @v6, with timestamps if
+ * @ts) at the alignment @off mod 32, with a good TCP checksum, then one
+ * bit wrong in the payload: the first segment of a unit (parsed), then,
+ * when two fit in a unit, the second (the shortcut, rsc_fast()) and a
+ * third one with a wrong bit.
+ */
+static void checksum_case(uint8_t *buf, unsigned len, bool v6, bool ts,
+                          unsigned off)
+{
+    unsigned hlen = (v6 ? 40 : 20) + 20 + (ts ? 12 : 0);
+    unsigned bit = (len * 7919u + v6) % (len * 8) + 1;
+    unsigned pattern = len % 3;
+    Seg s = { .v6 = v6, .seq = 7, .len = len, .ts = ts };
+    Env *e = env_new(8, 0);
+    size_t n;
+
+    n = build_pattern(e, &s, buf + off, pattern, bit);
+    g_assert_cmpint(rx_frame(e, 0, buf + off, n), ==, n);
+    g_assert_cmpuint(env_stat(e, "bypass-checksum"), ==, 1);
+    n = build_pattern(e, &s, buf + off, pattern, 0);
+    g_assert_cmpint(rx_frame(e, 0, buf + off, n), ==, n);
+    g_assert_cmpuint(env_stat(e, "bypass-checksum"), ==, 1);
+    if (hlen + 2 * len <= 65535) {
+        s.seq += len;
+        n = build_pattern(e, &s, buf + 31 - off, pattern, 0);
+        g_assert_cmpint(rx_frame(e, 0, buf + 31 - off, n), ==, n);
+        g_assert_cmpuint(env_stat(e, "segments-merged"), ==, 1);
+        s.seq += len;
+        n = build_pattern(e, &s, buf + 31 - off, pattern, bit);
+        g_assert_cmpint(rx_frame(e, 0, buf + 31 - off, n), ==, n);
+        g_assert_cmpuint(env_stat(e, "bypass-checksum"), ==, 2);
+        g_assert_cmpuint(env_stat(e, "segments-merged"), ==, 1);
+    }
+    env_free(e);
+}
+
+/*
+ * The engine's TCP checksum sum against this test's own: both IP
+ * versions, payloads of 1 to 1600 bytes, then to 9000 in steps, and the
+ * largest; every alignment mod 32; three payload patterns (len % 3).
+ */
+static void checksum_sweep(void)
+{
+    g_autofree uint8_t *buf = g_malloc(NET_RSC_MAX_FRAME + 64);
+    unsigned len, v6, ts;
+
+    for (len = 1; len <= 9000; len += len < 1600 ? 1 : 13) {
+        for (v6 = 0; v6 < 2; v6++) {
+            checksum_case(buf, len, v6, len & 1,
+                          (len + len / 128 + v6 * 16) % 32);
+        }
+    }
+    /* the largest frames: 65535 bytes of IP datagram (IPv6: of frame) */
+    for (ts = 0; ts < 2; ts++) {
+        checksum_case(buf, 65535 - 40 - 12 * ts, false, ts, 1 + ts);
+        checksum_case(buf, 65535 + 14 - 74 - 12 * ts, true, ts, 2 + ts);
+        checksum_case(buf, 32000 + ts, false, ts, ts);
+    }
+}
+
+/* checksum_sweep() with whichever sum the host's CPU selects */
+static void test_checksum_sweep(void)
+{
+#ifdef CONFIG_AVX2_OPT
+    if (!(cpuinfo & CPUINFO_AVX2)) {
+        g_test_message("this CPU has no AVX2: the portable sum is tested");
+    }
+#endif
+    checksum_sweep();
+}
+
+/* checksum_sweep() with the portable sum, also where AVX2 would be used */
+static void test_checksum_sweep_portable(void)
+{
+#ifdef CONFIG_AVX2_OPT
+    unsigned saved = cpuinfo;
+
+    cpuinfo &= ~CPUINFO_AVX2;
+    checksum_sweep();
+    cpuinfo = saved;
+#else
+    g_test_skip("built without CONFIG_AVX2_OPT: only the portable sum, "
+                "tested by /virtio-net-rsc/checksum/sweep");
+#endif
+}
+
 /* Every prefix of a valid frame, and corrupted length fields. */
 static void test_truncation(void)
 {
@@ -830,6 +951,9 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio-net-rsc/hostile/truncation", test_truncation);
     g_test_add_func("/virtio-net-rsc/checksum/lengths",
                     test_checksum_lengths);
+    g_test_add_func("/virtio-net-rsc/checksum/sweep", test_checksum_sweep);
+    g_test_add_func("/virtio-net-rsc/checksum/sweep-portable",
+                    test_checksum_sweep_portable);
     g_test_add_func("/virtio-net-rsc/gro/push-no-room",
                     test_gro_push_no_room);
     g_test_add_func("/virtio-net-rsc/gro/v6-ext-type",
