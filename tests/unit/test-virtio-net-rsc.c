@@ -818,10 +818,11 @@ static size_t build_pattern(Env *e, const Seg *s, uint8_t *buf,
 
 /*
  * Offer segments of @len payload bytes (IPv6 if @v6, with timestamps if
- * @ts) at the alignment @off mod 32, with a good TCP checksum, then one
- * bit wrong in the payload: the first segment of a unit (parsed), then,
- * when two fit in a unit, the second (the shortcut, rsc_fast()) and a
- * third one with a wrong bit.
+ * @ts) at @buf + @off: one with a payload bit wrong (delivered alone),
+ * the same one right (parsed: starts a unit), then, when two fit in a
+ * unit, the next one right (merged by the shortcut, rsc_fast()) and the
+ * one after with a payload bit wrong (the shortcut and the parse both
+ * refuse it).
  */
 static void checksum_case(uint8_t *buf, unsigned len, bool v6, bool ts,
                           unsigned off)
@@ -856,7 +857,7 @@ static void checksum_case(uint8_t *buf, unsigned len, bool v6, bool ts,
 /*
  * The engine's TCP checksum sum against this test's own: both IP
  * versions, payloads of 1 to 1600 bytes, then to 9000 in steps, and the
- * largest; every alignment mod 32; three payload patterns (len % 3).
+ * largest; frames at every offset mod 32; three payload patterns.
  */
 static void checksum_sweep(void)
 {
