@@ -21,8 +21,6 @@
  *                  (merge; merge as the last segment; absorb a window
  *                  update; start a unit; deliver alone - the last two
  *                  after flushing the unit, if there is one) and its cause;
- *                  a new unit starts only while rsc_hold() finds that the
- *                  queue's units still merge;
  *   rsc_act()      carries the verdict out;
  *   rsc_finalise() patches the unit's headers once, when it is flushed.
  *
@@ -71,14 +69,6 @@
 
 #define RSC_NIL UINT16_MAX
 
-/*
- * After this many units in a row on a queue left with one segment each,
- * the queue stops holding segments that would start a unit (rsc_hold()),
- * but for one in RSC_PROBE_EVERY.
- */
-#define RSC_IDLE_UNITS 1024
-#define RSC_PROBE_EVERY 64
-
 #define RSC_TCP_FLAG_ECN (TCP_FLAG_ECE | TCP_FLAG_CWR)
 
 #define RSC_TCPOPT_EOL 0
@@ -126,7 +116,6 @@ static const char *const rsc_bypass_names[NET_RSC_BYPASS__MAX] = {
     [NET_RSC_BYPASS_NO_UNIT] = "bypass-no-unit",
     [NET_RSC_BYPASS_PUSH] = "bypass-push",
     [NET_RSC_BYPASS_TRAILER] = "bypass-trailer",
-    [NET_RSC_BYPASS_NOT_HELD] = "bypass-not-held",
 };
 
 static const char *const rsc_flush_names[NET_RSC_FLUSH__MAX] = {
@@ -321,8 +310,6 @@ typedef struct RscQueue {
     uint16_t held;          /* units under construction */
     uint16_t prev;          /* unit that took the last data segment */
     uint16_t last;          /* the same, if it took two in a row */
-    uint16_t lone;          /* units in a row flushed with one segment */
-    uint16_t skipped;       /* segments not held since a unit started */
 } RscQueue;
 
 struct NetRscChain {
@@ -996,33 +983,14 @@ static inline QEMU_ALWAYS_INLINE bool rsc_continues(const RscRules *r,
 }
 
 /*
- * Whether a data segment of a connection without a unit may start one on
- * @q.  Holding a segment costs more than delivering it at once: guest
- * buffers stay taken and the packet is finished later, when its lines
- * have left the cache.  That pays only if later segments merge.  When the
- * last RSC_IDLE_UNITS units of the queue all left with one segment (many
- * interleaved connections, each sending less than a segment per burst or
- * interval), a segment starts a unit only while the queue holds none or
- * as every RSC_PROBE_EVERY-th candidate; the first probe that merges
- * (rsc_flush()) resumes holding for every connection.
- */
-static inline bool rsc_hold(const RscQueue *q)
-{
-    return q->lone < RSC_IDLE_UNITS || !q->held ||
-           q->skipped >= RSC_PROBE_EVERY - 1;
-}
-
-/*
  * The merge decision, for every segment of a connection: compare @s with
  * the unit of @f (NULL: none held) under the rules @r, the way Linux's
  * tcp_gro_receive() gathers everything that forbids a merge into one
- * flush; @hold says whether a segment without a unit may start one
- * (rsc_hold()).  Returns the verdict and fills *@cause.  Changes nothing.
+ * flush.  Returns the verdict and fills *@cause.  Changes nothing.
  */
 static inline QEMU_ALWAYS_INLINE RscVerdict rsc_decide(const RscRules *r,
                                                        const RscFlow *f,
                                                        const RscSeg *s,
-                                                       bool hold,
                                                        RscCause *cause)
 {
     bool pushed = r->psh_ends && (s->tcp_flags & TCP_FLAG_PSH);
@@ -1038,14 +1006,7 @@ static inline QEMU_ALWAYS_INLINE RscVerdict rsc_decide(const RscRules *r,
         cause->bypass = NET_RSC_BYPASS_PUSH;
     }
     if (!f) {
-        if (!s->payload_len || pushed) {
-            return RSC_ALONE;
-        }
-        if (!hold) {
-            cause->bypass = NET_RSC_BYPASS_NOT_HELD;
-            return RSC_ALONE;
-        }
-        return RSC_START;
+        return s->payload_len && !pushed ? RSC_START : RSC_ALONE;
     }
 
     if (!s->payload_len) {
@@ -1151,7 +1112,6 @@ static void rsc_flush(NetRscChain *c, unsigned qi, RscFlow *f,
     c->flushes[cause]++;
     if (f->segs == 1) {
         c->stats[RSC_STAT_UNCOALESCED]++;
-        q->lone += q->lone < RSC_IDLE_UNITS;
         rsc_unlink(c, q, f);
         c->ops->unit_end(c->opaque, unit, NULL, NULL, 0, f->frame_len);
     } else {
@@ -1159,7 +1119,6 @@ static void rsc_flush(NetRscChain *c, unsigned qi, RscFlow *f,
 
         rsc_finalise(c->rules, f, &hdr);
         c->stats[RSC_STAT_UNITS]++;
-        q->lone = 0;
         rsc_unlink(c, q, f);
         c->ops->unit_end(c->opaque, unit, &hdr, f->l234, f->l234_len,
                          f->l234_len + f->payload);
@@ -1361,7 +1320,6 @@ static ssize_t rsc_act(NetRscChain *c, unsigned qi, RscFlow *f,
         rsc_flush(c, qi, f, cause.flush);
         /* fall through */
     case RSC_START:
-        q->skipped = 0;
         if (q->free == RSC_NIL) {
             rsc_flush(c, qi, &q->flows[q->oldest], NET_RSC_FLUSH_EVICT);
         }
@@ -1377,7 +1335,6 @@ static ssize_t rsc_act(NetRscChain *c, unsigned qi, RscFlow *f,
         rsc_flush(c, qi, f, cause.flush);
         /* fall through */
     case RSC_ALONE:
-        q->skipped += cause.bypass == NET_RSC_BYPASS_NOT_HELD;
         return rsc_deliver(c, qi, fr, s, cause.bypass);
     }
     g_assert_not_reached();
@@ -1429,8 +1386,8 @@ static G_GNUC_NO_INLINE ssize_t rsc_receive(NetRscChain *c, unsigned qi,
     case RSC_CLASS_SEGMENT:
         f = rsc_lookup(c, q, &s);
         s.same_hdrs = f && rsc_same_hdrs(f, &s);
-        ret = rsc_act(c, qi, f, &s, &fr,
-                      rsc_decide(c->rules, f, &s, rsc_hold(q), &cause), cause);
+        ret = rsc_act(c, qi, f, &s, &fr, rsc_decide(c->rules, f, &s, &cause),
+                      cause);
         break;
     case RSC_CLASS_ADDRS:
         rsc_flush_addrs(c, qi, &s);
@@ -1598,7 +1555,7 @@ rsc_fast(NetRscChain *c, unsigned qi, const uint8_t *buf, size_t size,
     s.urg = lduw_be_p(tcp + 18);
     s.tsval = f->ts_off ? ldl_be_p(tcp + f->ts_off) : 0;
     s.tsecr = f->ts_off ? ldl_be_p(tcp + f->ts_off + 4) : 0;
-    v = rsc_decide(r, f, &s, true, &cause);
+    v = rsc_decide(r, f, &s, &cause);
     if ((v == RSC_MERGE || v == RSC_MERGE_FLUSH) &&
         rsc_merge(c, r, qi, f, &s, v, cause.flush)) {
         return rsc_account(c, qi, size, size);
@@ -1675,17 +1632,11 @@ ssize_t virtio_net_rsc_receive(NetRscChain *chain, unsigned queue,
 void virtio_net_rsc_configure(NetRscChain *chain, NetRscProfile profile,
                               bool ipv4, bool ipv6)
 {
-    unsigned i;
-
     assert(profile < NET_RSC_PROFILE__MAX);
     assert(virtio_net_rsc_held(chain) == 0);
     chain->rules = &rsc_rules[profile];
     chain->ipv4 = ipv4;
     chain->ipv6 = ipv6;
-    for (i = 0; i < chain->nqueues; i++) {
-        /* new rules, new traffic: hold again */
-        chain->queues[i].lone = chain->queues[i].skipped = 0;
-    }
 }
 
 void virtio_net_rsc_flush_queue(NetRscChain *chain, unsigned queue,

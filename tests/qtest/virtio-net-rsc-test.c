@@ -670,68 +670,6 @@ static void test_flows_table_bounded(RscTest *t, const void *arg)
     check_expected(t);
 }
 
-/*
- * Holding a segment pays only if later ones merge.  After 1024 units in a
- * row left with one segment (rsc_max_flows=4: evicted), a segment of a
- * connection without a unit is delivered at once and untouched, but for
- * every 64th, which starts a unit; when that unit merges, every
- * connection is coalesced again.
- */
-static void test_flows_hold_lone_units(RscTest *t, const void *arg)
-{
-    enum { NLONE = 1024, NFLOWS = 4, BATCH = 256 };
-    g_autofree Frame **f = g_new(Frame *, NLONE + NFLOWS);
-    Frame *x[2], *lone[61], *p[3], *q[2];
-    Conn *c;
-    unsigned i, n, sent = 0;
-
-    for (i = 0; i < NLONE + NFLOWS; i++) {
-        f[i] = seg(t, conn_new(t, i & 1), MSS);
-    }
-    while (sent < NLONE + NFLOWS) {
-        n = MIN(BATCH, NLONE + NFLOWS - sent);
-        send_frames(t, f + sent, n);
-        /* all but the newest NFLOWS are evicted, untouched */
-        expect_frames(t, f + MAX(sent, NFLOWS) - NFLOWS,
-                      sent + n - MAX(sent, NFLOWS));
-        sent += n;
-        check_now(t);
-    }
-    assert_stat(t, "flush-evict", ==, NLONE);
-    assert_stat(t, "bypass-not-held", ==, 0);
-
-    /* both segments of a new connection come at once, untouched */
-    c = conn_new(t, false);
-    segs(t, c, x, 2, MSS);
-    send_frames(t, x, 2);
-    expect_frames(t, x, 2);
-    check_now(t);
-    for (i = 0; i < ARRAY_SIZE(lone); i++) {
-        lone[i] = seg(t, conn_new(t, i & 1), MSS);
-    }
-    send_frames(t, lone, ARRAY_SIZE(lone));
-    expect_frames(t, lone, ARRAY_SIZE(lone));
-    check_now(t);
-    assert_stat(t, "bypass-not-held", ==, 63);
-    assert_stat(t, "flush-evict", ==, NLONE);
-
-    /* the 64th starts a unit, evicting the oldest, and it merges */
-    segs(t, conn_new(t, true), p, 3, MSS);
-    send_frames(t, p, 3);
-    expect_frame(t, f[NLONE]);
-    check_now(t);
-    expect_frames(t, f + NLONE + 1, NFLOWS - 1);
-    expect_unit(t, p, 3);
-    expire_and_check(t);
-
-    /* every connection is coalesced again */
-    segs(t, conn_new(t, false), q, 2, MSS);
-    expect_unit(t, q, 2);
-    send_hold_expire(t, q, 2);
-    assert_stat(t, "bypass-not-held", ==, 63);
-    assert_stat(t, "units-delivered", ==, 2);
-}
-
 /* An IPv4 and an IPv6 connection with the same ports are two flows. */
 static void test_flows_ipv4_ipv6_same_ports(RscTest *t, const void *arg)
 {
@@ -971,10 +909,7 @@ static void test_flows_memory_bounded(RscTest *t, const void *arg)
                  PRIu64 " kB", FLOOD_CONNS - WARMUP, data0, data1, rss0,
                  rss1);
     }
-    /* every segment started a unit, or was not held (no merge in sight) */
-    assert_stat(t, "flush-evict", ==,
-                FLOOD_CONNS - NFLOWS - rsc_stat(t, "bypass-not-held"));
-    assert_stat(t, "bypass-not-held", >, 0);
+    assert_stat(t, "flush-evict", ==, FLOOD_CONNS - NFLOWS);
     assert_stat(t, "flush-timer", ==, NFLOWS);
 }
 
@@ -1561,7 +1496,6 @@ static void test_stats_counters(RscTest *t, const void *arg)
         "bypass-fragment", "bypass-ip-options", "bypass-checksum",
         "bypass-tcp-flags", "bypass-tcp-options", "bypass-pure-ack",
         "bypass-dup-ack", "bypass-backend-gso", "bypass-no-unit",
-        "bypass-push", "bypass-trailer", "bypass-not-held",
         "flush-timer", "flush-burst-end", "flush-full", "flush-short",
         "flush-exception", "flush-evict", "flush-no-buffer",
         "flush-offloads", "flush-reset", "flush-vm-stop",
@@ -3102,8 +3036,6 @@ static const RscTestCase rsc_tests[] = {
     { "flows/evict-oldest", test_flows_evict_oldest, 0, NULL,
       { .max_flows = 4 } },
     { "flows/table-bounded", test_flows_table_bounded, 0 },
-    { "flows/hold-lone-units", test_flows_hold_lone_units, 0, NULL,
-      { .max_flows = 4 } },
     { "flows/ipv4-ipv6-same-ports", test_flows_ipv4_ipv6_same_ports, 0 },
     { "flows/memory-bounded", test_flows_memory_bounded, 0, NULL,
       { .interval = UINT32_MAX, .buf_size = 512 } },

@@ -514,92 +514,6 @@ static void test_evict_oldest(void)
     env_free(e);
 }
 
-/* Offer a 100-byte segment of a new connection on port @sport. */
-static void rx_new_conn(Env *e, uint16_t sport)
-{
-    g_assert_cmpint(rx(e, &(Seg){ .len = 100, .sport = sport }), >, 0);
-}
-
-/*
- * Whether the last packet the guest got is, untouched and delivered at
- * once, the 100-byte segment of the connection on port @sport.
- */
-static void check_last_alone(Env *e, uint16_t sport)
-{
-    uint8_t buf[2000];
-    size_t len = build(e, &(Seg){ .len = 100, .sport = sport }, buf);
-    const OutPkt *o = &e->fake.out[e->fake.nout - 1];
-
-    g_assert_true(o->alone);
-    g_assert_false(o->has_hdr);
-    g_assert_cmpmem(o->frame, o->len, buf, len);
-}
-
-/*
- * After 1024 units in a row left with one segment, a queue stops holding
- * segments that would start a unit: they are delivered at once and
- * untouched, but for every 64th, which starts a unit (a probe), and any
- * while the queue holds no unit.  A unit of two segments makes the queue
- * hold again.
- */
-static void test_hold_lone_units(void)
-{
-    Env *e = env_new(4, 0);
-    uint16_t port = 1;
-    unsigned i;
-
-    /* 4 units held, 1024 evicted with one segment each */
-    for (i = 0; i < 1028; i++) {
-        rx_new_conn(e, port++);
-        env_clear_out(e);
-    }
-    g_assert_cmpuint(env_stat(e, "flush-evict"), ==, 1024);
-    g_assert_cmpuint(env_stat(e, "bypass-not-held"), ==, 0);
-    g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 4);
-
-    /* 63 segments go at once, without evicting anything */
-    for (i = 0; i < 63; i++) {
-        rx_new_conn(e, port);
-        g_assert_cmpuint(e->fake.nout, ==, i + 1);
-        check_last_alone(e, port++);
-    }
-    g_assert_cmpuint(env_stat(e, "bypass-not-held"), ==, 63);
-    g_assert_cmpuint(env_stat(e, "flush-evict"), ==, 1024);
-
-    /* the 64th is a probe: it evicts the oldest unit and is held */
-    rx_new_conn(e, port);
-    g_assert_cmpuint(env_stat(e, "flush-evict"), ==, 1025);
-    g_assert_cmpuint(env_stat(e, "bypass-not-held"), ==, 63);
-    g_assert_cmpuint(e->fake.nout, ==, 64);
-    g_assert_false(e->fake.out[63].alone);
-
-    /* the next candidate is not held again */
-    rx_new_conn(e, port + 1);
-    check_last_alone(e, port + 1);
-    g_assert_cmpuint(env_stat(e, "bypass-not-held"), ==, 64);
-
-    /* with no unit held, a segment starts one; the next does not */
-    flush(e);
-    env_clear_out(e);
-    rx_new_conn(e, 5000);
-    g_assert_cmpuint(e->fake.nout, ==, 0);
-    g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 1);
-    rx_new_conn(e, 5001);
-    check_last_alone(e, 5001);
-
-    /* the held probe merges a second segment: every unit is held again */
-    rx(e, &(Seg){ .seq = 100, .len = 100, .sport = 5000 });
-    flush(e);
-    g_assert_cmpuint(env_stat(e, "units-delivered"), ==, 1);
-    env_clear_out(e);
-    rx_new_conn(e, 6000);
-    rx_new_conn(e, 6001);
-    g_assert_cmpuint(e->fake.nout, ==, 0);
-    g_assert_cmpuint(virtio_net_rsc_held(e->chain), ==, 2);
-    g_assert_cmpuint(env_stat(e, "bypass-not-held"), ==, 65);
-    env_free(e);
-}
-
 static void test_interleaved(void)
 {
     Env *e = env_new(64, 0);
@@ -1029,8 +943,6 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio-net-rsc/flush/timer", test_timer);
     g_test_add_func("/virtio-net-rsc/bounds/no-buffer", test_no_buffer);
     g_test_add_func("/virtio-net-rsc/bounds/evict-oldest", test_evict_oldest);
-    g_test_add_func("/virtio-net-rsc/bounds/hold-lone-units",
-                    test_hold_lone_units);
     g_test_add_func("/virtio-net-rsc/multiqueue/independent",
                     test_multiqueue);
     g_test_add_func("/virtio-net-rsc/backend/gso-in-run",

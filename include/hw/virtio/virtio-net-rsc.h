@@ -56,7 +56,6 @@ typedef enum NetRscBypass {
     NET_RSC_BYPASS_NO_UNIT,     /* guest buffers cannot hold a unit */
     NET_RSC_BYPASS_PUSH,        /* PSH with no unit to end (GRO rules) */
     NET_RSC_BYPASS_TRAILER,     /* bytes after the IP datagram (GRO rules) */
-    NET_RSC_BYPASS_NOT_HELD,    /* units of the queue merge nothing now */
     NET_RSC_BYPASS__MAX,
 } NetRscBypass;
 
