@@ -2873,6 +2873,7 @@ enum {
     TAP = 2,            /* also through the tap backend */
     TAP_ONLY = 4,       /* only through the tap backend */
     GRO = 8,            /* needs the DATA_VALID path (bridge, NAPI tap) */
+    MRG_ONLY = 16,      /* only with mergeable rx buffers (of opts.buf_size) */
 };
 
 typedef struct RscTestCase {
@@ -2986,6 +2987,16 @@ static const RscTestCase rsc_tests[] = {
     { "exception/bad-checksum", run_conn_case, MRG | TAP,
       CONN(SHAPE_FLUSH, .n = 5, .split = 2, .alone = 1,
            .step = step_bad_tcp_csum, .stats = CSUM_STATS) },
+    /*
+     * Buffers of an odd size: payloads, checked for their checksum (no
+     * vnet header), are split at odd offsets.
+     */
+    { "exception/bad-checksum-odd-buffers", run_conn_case, MRG_ONLY,
+      CONN(SHAPE_FLUSH, .n = 5, .split = 2, .alone = 1,
+           .step = step_bad_tcp_csum, .stats = CSUM_STATS),
+      { .buf_size = 1001 } },
+    { "merge/odd-buffers", run_conn_case, MRG_ONLY,
+      CONN(SHAPE_ONE_UNIT, .v6 = true, .n = 6), { .buf_size = 1001 } },
     { "exception/bad-checksum-ipv6", run_conn_case, 0,
       CONN(SHAPE_FLUSH, .v6 = true, .n = 5, .split = 2, .alone = 1,
            .step = step_bad_tcp_csum, .stats = CSUM_STATS) },
@@ -3149,7 +3160,9 @@ int main(int argc, char **argv)
     for (i = 0; i < ARRAY_SIZE(rsc_tests); i++) {
         const RscTestCase *tc = &rsc_tests[i];
 
-        if (!(tc->variants & TAP_ONLY)) {
+        if (tc->variants & MRG_ONLY) {
+            add_test("mergeable/", tc, true, false);
+        } else if (!(tc->variants & TAP_ONLY)) {
             add_test("", tc, false, false);
             if (tc->variants & MRG) {
                 add_test("mergeable/", tc, true, false);
