@@ -79,6 +79,7 @@ typedef struct MqOpts {
     bool hash;              /* negotiate VIRTIO_NET_F_HASH_REPORT */
     bool indirect;          /* receive buffers as indirect descriptors */
     bool chain;             /* receive buffers as chains of 2 descriptors */
+    bool split_hdr;         /* chains: a first descriptor of 7 bytes */
     bool no_event_idx;      /* do not negotiate VIRTIO_RING_F_EVENT_IDX */
 } MqOpts;
 
@@ -276,7 +277,8 @@ static void desc_write(MqTest *t, uint64_t a, uint64_t addr, uint32_t len,
 /*
  * Make receive buffer @b of queue @qi available (no kick): one
  * descriptor, an indirect table of two, or a chain of two (the 20-byte
- * header, then the rest of the buffer).
+ * header, then the rest of the buffer; or 7 bytes, which split the
+ * virtio-net header, then the rest).
  */
 static void rx_post(MqTest *t, unsigned qi, uint16_t b)
 {
@@ -284,7 +286,8 @@ static void rx_post(MqTest *t, unsigned qi, uint16_t b)
     uint64_t buf = q->bufs + (uint64_t)b * t->r.buf_size;
     uint64_t ring = q->rx->desc;
     uint16_t w = VRING_DESC_F_WRITE;
-    uint32_t hl = t->r.hdr_len, rest = t->r.buf_size - t->r.hdr_len;
+    uint32_t hl = t->opts.split_hdr ? 7 : t->r.hdr_len;
+    uint32_t rest = t->r.buf_size - hl;
     uint16_t head;
 
     q->posted[q->npost++ % ARRAY_SIZE(q->posted)] = b;
@@ -812,6 +815,7 @@ typedef struct MqCase {
     bool packed;
     bool indirect;
     bool chain;
+    bool split_hdr;
     bool no_event_idx;
     bool layout;            /* a ring layout variant: fewer cases */
 } MqCase;
@@ -829,6 +833,7 @@ static MqOpts case_opts(const void *data, uint32_t interval)
         },
         .indirect = mc->indirect,
         .chain = mc->chain,
+        .split_hdr = mc->split_hdr,
         .no_event_idx = mc->no_event_idx,
         .hash = mc->tap,
     };
@@ -1506,16 +1511,21 @@ static const MqCase cases[] = {
       .no_event_idx = true, .layout = true },
     { .pairs = 1, .chain = true, .layout = true },
     { .pairs = 1, .packed = true, .chain = true, .layout = true },
+    { .pairs = 1, .chain = true, .split_hdr = true, .mergeable = true,
+      .layout = true },
+    { .pairs = 1, .packed = true, .chain = true, .split_hdr = true,
+      .layout = true },
 };
 
 static char *case_path(const char *name, const MqCase *mc)
 {
-    return g_strdup_printf("virtio-net-rsc-mq/%s/%uq%s%s%s%s%s/%s",
+    return g_strdup_printf("virtio-net-rsc-mq/%s/%uq%s%s%s%s%s%s/%s",
                            mc->tap ? "tap" : "socket", mc->pairs,
                            mc->packed ? "-packed" : "",
                            mc->mergeable ? "-mergeable" : "",
                            mc->indirect ? "-indirect" : "",
                            mc->chain ? "-chain" : "",
+                           mc->split_hdr ? "-split-hdr" : "",
                            mc->no_event_idx ? "-no-event-idx" : "", name);
 }
 
