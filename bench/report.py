@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Turn the raw lines of scripts/bench.sh into bench/RESULTS.md and a plot.
-# Usage: report.py RAW MACHINE LOG RESULTS.md PLOT.png [MICROBENCH.md]
+# Usage: report.py RAW MACHINE LOG RESULTS.md PLOT.png INSTR.md [MICROBENCH.md]
+# (INSTR.md: the table of scripts/bench-instr.sh)
 
 import statistics
 import sys
@@ -266,8 +267,8 @@ def plot(runs, cases, configs, path):
 
 
 def main():
-    raw, machine, log, out, png = sys.argv[1:6]
-    micro = sys.argv[6] if len(sys.argv) > 6 else None
+    raw, machine, log, out, png, instr = sys.argv[1:7]
+    micro = sys.argv[7] if len(sys.argv) > 7 else None
     runs = load(raw)
     info = dict(line.rstrip("\n").split("=", 1) for line in open(machine))
     cases = [c for c in CASES if any((c[0], k) in runs for k, _ in CONFIGS)]
@@ -310,6 +311,8 @@ def main():
     w("")
 
     w(targets(runs, cases))
+    w("Targets not met: where the time goes, and why they cannot be met "
+      "on this machine, is in [ANALYSIS.md](ANALYSIS.md).\n")
 
     w("## Segments per delivered packet (used-ring entries)\n")
     w(table(runs, cases, configs, "spp", 1) + "\n")
@@ -318,6 +321,9 @@ def main():
     w("Delivered bytes: frame bytes in the guest's buffers, without the "
       "virtio header (payload plus one set of headers per packet).\n")
     w(table(runs, cases, configs, "byte", 3) + "\n")
+
+    w("## Device-path instructions per segment (scripts/bench-instr.sh)\n")
+    w(open(instr).read().rstrip() + "\n")
 
     w("## Where the time goes (ns per segment)\n")
     w("Device: live pass minus link-down pass (virtio-net and RSC, from the "

@@ -10,8 +10,9 @@
 #   on0    ours, RSC on, rsc_interval=0
 #   gro    ours, rsc_gro=on, a driver without RSC_EXT: the GRO rules
 # over several traffic cases, several runs each, interleaved.  Writes
-# bench/RESULTS.md and bench/results.png (bench/report.py), then appends
-# the engine microbenchmark (scripts/microbench.sh) if there is one.
+# bench/RESULTS.md and bench/results.png (bench/report.py), with the
+# device path's instruction counts (scripts/bench-instr.sh) and the engine
+# microbenchmark (scripts/microbench.sh) if there is one.
 #
 # Needs root (a private network namespace with taps) and a built tree
 # (make).  Builds the base QEMU on first use (about 8 minutes, niced).
@@ -142,6 +143,13 @@ done
     echo "ours=build/qemu as built $(date -u -r "$out/ours/qemu-system-x86_64" '+%Y-%m-%d %H:%M UTC'), repository $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet || echo ' with uncommitted changes')"
 } > "$out/machine.txt"
 
+# Where the device does more work: instruction counts (deterministic).
+instr=$out/instr.md
+echo "bench: device-path instructions under callgrind (scripts/bench-instr.sh, ~2 min)"
+"$repo/scripts/bench-instr.sh" "$bin" "$out/ours/qemu-system-x86_64" \
+    "$out/base/qemu-system-x86_64" > "$instr" ||
+    die "scripts/bench-instr.sh failed"
+
 micro=
 micro_failed=0
 if [ -x "$repo/scripts/microbench.sh" ]; then
@@ -154,7 +162,7 @@ if [ -x "$repo/scripts/microbench.sh" ]; then
 fi
 
 "$py" "$repo/bench/report.py" "$raw" "$out/machine.txt" "$log" "$repo/bench/RESULTS.md" \
-    "$repo/bench/results.png" ${micro:+"$micro"} ||
+    "$repo/bench/results.png" "$instr" ${micro:+"$micro"} ||
     die "bench/report.py could not write the report"
 echo "bench: wrote bench/RESULTS.md and bench/results.png ($(( $(date +%s) - start )) s)"
 if [ $micro_failed = 1 ]; then
