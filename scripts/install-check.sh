@@ -138,9 +138,16 @@ for f in OVMF_CODE_4M.fd OVMF_VARS_4M.fd efi-virtio.rom; do
             "run 'sudo make deps-install', then 'make install'"
 done
 cp "$fw/OVMF_VARS_4M.fd" "$tmp/vars.fd"
+# KVM only where the CPU's virtualization backs it: a /dev/kvm from
+# kvm_pvm (hosts without VMX/SVM) emulates an ordinary guest instruction
+# by instruction, far slower than TCG.
 accel=tcg
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-    accel=kvm
+    if [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; then
+        accel=kvm
+    else
+        echo "$me: note: /dev/kvm is not backed by kvm_intel or kvm_amd (kvm_pvm?): using TCG"
+    fi
 fi
 tpm_args=()
 want_tpm=0

@@ -160,6 +160,25 @@ class Lines:
         return line.decode(errors="replace").rstrip("\r")
 
 
+def kvm_usable():
+    """
+    Whether KVM runs an ordinary guest at speed: /dev/kvm is there and
+    backed by the CPU's virtualization (kvm_intel or kvm_amd).  Some hosts
+    without VMX/SVM offer /dev/kvm through kvm_pvm, which only runs
+    PVM-aware guest kernels fast: Debian's kernel there is emulated
+    instruction by instruction and does not boot in minutes, so TCG is
+    used instead.
+    """
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    if not any(os.path.isdir("/sys/module/" + m)
+               for m in ("kvm_intel", "kvm_amd")):
+        log("/dev/kvm is there, but not kvm_intel or kvm_amd (kvm_pvm?): "
+            "using TCG, which boots Debian's kernel far faster here")
+        return False
+    return True
+
+
 class Guest:
     def __init__(self, args, nics, workdir):
         self.args, self.nics, self.dir = args, nics, workdir
@@ -173,7 +192,7 @@ class Guest:
         ctl = os.path.join(self.dir, "ctl.sock")
         qmp = os.path.join(self.dir, "qmp.sock")
         accel = ["-accel", "tcg"]
-        if os.access("/dev/kvm", os.R_OK | os.W_OK):
+        if kvm_usable():
             accel = ["-accel", "kvm", "-accel", "tcg"]
         argv = [a.qemu, "-M", "pc", *accel, "-m", "512", "-smp", "1",
                 "-nodefaults", "-display", "none", "-vga", "none",
