@@ -38,19 +38,6 @@ cases=("1 flow, MSS 1448|1|--mss 1448"
        "64 flows, MSS 1448|64|--mss 1448"
        "4096 flows, MSS 1448|4096|--mss 1448"
        "1 flow, no checksum flags, MSS 1448|1|--mss 1448 --csum-none")
-configs() {
-    local flows=$1 mf=
-    if [ "$flows" -gt 64 ]; then
-        mf=,rsc_max_flows=$flows
-    fi
-    echo "base|$base|--device guest_rsc_ext=on,rsc_interval=300000"
-    echo "base-off|$base|--device guest_rsc_ext=off --no-rsc-ext"
-    echo "off|$ours|--device guest_rsc_ext=off --no-rsc-ext"
-    echo "on|$ours|--device guest_rsc_ext=on,rsc_interval=300000$mf"
-    echo "on0|$ours|--device guest_rsc_ext=on,rsc_interval=0$mf"
-    echo "gro|$ours|--device guest_rsc_ext=off,rsc_gro=on,rsc_interval=300000$mf --no-rsc-ext"
-}
-
 # Instructions collected, and calls of virtio_net_receive(), from a
 # callgrind output file: "INSTRUCTIONS FRAMES".
 count() {
@@ -106,7 +93,7 @@ for c in "${cases[@]}"; do
         [ "${frames:-0}" -gt 0 ] ||
             die "$label, $cfg: no call of virtio_net_receive in $cg"
         per[$cfg]=$(awk -v i="$ir" -v f="$frames" 'BEGIN { printf "%.0f", i / f }')
-    done < <(configs "$flows")
+    done < <(bench_configs "$flows" "$ours" "$base")
     ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
     echo "| $label | ${per[base]} | ${per[base-off]} | ${per[off]} | ${per[on]}" \
          "| ${per[on0]} | ${per[gro]} | $(ratio "${per[on]}" "${per[off]}")" \

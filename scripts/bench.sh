@@ -92,19 +92,12 @@ done
 cases+=("nocsum-1448|1|--mss 1448 --segs $segs --csum-none"
         "nopsh-1448|1|--mss 1448 --segs $segs --csum-none --no-psh")
 
-# Configurations: "id|binary|harness arguments" (flows: rsc_max_flows).
+# Configurations: "id|binary|harness arguments" (scripts/lib.sh), and
+# above 64 connections ours with the default flow table too.
 configs() {
-    local flows=$1 mf=
-    if [ "$flows" -gt 64 ]; then
-        mf=,rsc_max_flows=$flows
-    fi
-    echo "base|$out/base/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=300000"
-    echo "base-off|$out/base/qemu-system-x86_64|--device guest_rsc_ext=off --no-rsc-ext"
-    echo "off|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=off --no-rsc-ext"
-    echo "on|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=300000$mf"
-    echo "on0|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=0$mf"
-    echo "gro|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=off,rsc_gro=on,rsc_interval=300000$mf --no-rsc-ext"
-    if [ "$flows" -gt 64 ]; then
+    bench_configs "$1" "$out/ours/qemu-system-x86_64" \
+        "$out/base/qemu-system-x86_64"
+    if [ "$1" -gt 64 ]; then
         echo "on-mf64|$out/ours/qemu-system-x86_64|--device guest_rsc_ext=on,rsc_interval=300000"
     fi
 }

@@ -203,3 +203,20 @@ build_qtest_prog() {
     ) 9>> "$bdir/.ninja.lock" || die "building $bin failed (compiler messages above)"
     mv "$bin.tmp" "$bin"
 }
+
+# The benchmark's configurations for $1 connections, one per line,
+# "id|QEMU binary|harness arguments": upstream ($3) with RSC on and off,
+# ours ($2) off, on at 300 us and at interval 0, and with the GRO rules.
+# Above 64 connections ours get a flow table that holds them all.
+bench_configs() {
+    local flows=$1 ours=$2 base=$3 mf=
+    if [ "$flows" -gt 64 ]; then
+        mf=,rsc_max_flows=$flows
+    fi
+    echo "base|$base|--device guest_rsc_ext=on,rsc_interval=300000"
+    echo "base-off|$base|--device guest_rsc_ext=off --no-rsc-ext"
+    echo "off|$ours|--device guest_rsc_ext=off --no-rsc-ext"
+    echo "on|$ours|--device guest_rsc_ext=on,rsc_interval=300000$mf"
+    echo "on0|$ours|--device guest_rsc_ext=on,rsc_interval=0$mf"
+    echo "gro|$ours|--device guest_rsc_ext=off,rsc_gro=on,rsc_interval=300000$mf --no-rsc-ext"
+}
